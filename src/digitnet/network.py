@@ -1,0 +1,291 @@
+"""The network: layers in order, a cost at the end, and the two passes through them.
+
+Forward (seeds 000-002): ``A⁰ = X``, then for each layer ``Zˡ = Wˡ·Aˡ⁻¹ + bˡ`` and ``Aˡ = g(Zˡ)``.
+Backward (seed 004 §5-§6): start from the cost's gradient at the output and hand each layer the
+gradient with respect to its output, from the last layer to the first. With softmax and
+cross-entropy the first step is the seeds' fused ``dZᴸ = Aᴸ - Y``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from digitnet.activations import Softmax, get_activation, log_softmax
+from digitnet.costs import Cost, CrossEntropy, get_cost
+from digitnet.errors import ConfigError, ShapeError
+from digitnet.init import get_initialiser
+from digitnet.layers import Dense, Dropout, Layer
+
+if TYPE_CHECKING:
+    from digitnet.train.loop import History
+
+
+def parse_spec(spec: str | Sequence[int]) -> list[int]:
+    """``"784-16-16-10"`` -> ``[784, 16, 16, 10]``: the neurons of each layer, input first."""
+    if isinstance(spec, str):
+        parts = spec.replace(",", "-").replace("x", "-").split("-")
+        try:
+            sizes = [int(p) for p in parts if p.strip()]
+        except ValueError:
+            raise ConfigError(
+                f"The layer spec must be sizes joined by '-', such as '784-16-16-10'; "
+                f"got {spec!r}."
+            ) from None
+    else:
+        sizes = [int(s) for s in spec]
+    if len(sizes) < 2 or any(s < 1 for s in sizes):
+        raise ConfigError(
+            f"The layer spec needs at least an input and an output size, all positive, such as "
+            f"'784-16-16-10'; got {spec!r}."
+        )
+    return sizes
+
+
+_DEFAULT_INIT = {"relu": "he", "leaky_relu": "he", "identity": "glorot"}
+
+
+def _resolve_dtype(dtype: Any) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise ConfigError(f"The dtype must be float32 or float64; got {dtype!r}.")
+    return dt
+
+
+class Network:
+    """A stack of layers, each with its own forward and backward (seed 004), and a cost.
+
+    Build one from a spec string::
+
+        net = Network.from_spec("784-16-16-10", activation="relu", cost="cross_entropy", seed=0)
+
+    or from layers you choose::
+
+        net = Network([Dense(W1, b1), ReLU(), Dense(W2, b2), Softmax()], cost="cross_entropy")
+
+    Inputs are ``(784, m)``: one example per column, as in the seeds. ``predict_proba`` returns
+    ``(10, m)`` probabilities; ``predict`` the ``m`` digits.
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        cost: str | Cost = "cross_entropy",
+        *,
+        dtype: Any = None,
+    ) -> None:
+        layers = list(layers)
+        dense = [layer for layer in layers if isinstance(layer, Dense)]
+        if not dense:
+            raise ConfigError("A network needs at least one Dense layer.")
+        self.dtype = _resolve_dtype(dtype if dtype is not None else dense[0].W.dtype)
+        for layer in dense:
+            if layer.W.dtype != self.dtype:
+                layer.W = layer.params["W"] = layer.W.astype(self.dtype)
+                layer.b = layer.params["b"] = layer.b.astype(self.dtype)
+                layer.dW = layer.grads["W"] = np.zeros_like(layer.W)
+                layer.db = layer.grads["b"] = np.zeros_like(layer.b)
+        n = self.n_inputs = dense[0].n_in
+        for layer in layers:
+            n = layer.output_size(n)
+        self.n_outputs = n
+        self.layers = layers
+        self.cost = get_cost(cost)
+        if isinstance(self.cost, CrossEntropy) and not isinstance(layers[-1], Softmax):
+            raise ConfigError(
+                "Cross-entropy needs a softmax output layer (its A must be probabilities); "
+                f"the last layer is {layers[-1]!r}.",
+                "use output='softmax', or the mse cost for other outputs",
+            )
+        # The first dense layer's input is the data: nobody needs dA⁰ = W¹ᵀ·dZ¹.
+        first_dense = next(i for i, layer in enumerate(layers) if isinstance(layer, Dense))
+        for i, layer in enumerate(layers):
+            if isinstance(layer, Dense):
+                layer.needs_input_grad = i != first_dense
+        # Softmax + cross-entropy: backpropagation starts at dZᴸ = Aᴸ - Y (seeds 000-002).
+        self.fused = isinstance(self.cost, CrossEntropy) and isinstance(layers[-1], Softmax)
+        self._Y: np.ndarray | None = None
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_spec(
+        cls,
+        spec: str | Sequence[int],
+        *,
+        activation: str = "relu",
+        output: str | None = None,
+        cost: str | Cost = "cross_entropy",
+        init: str | None = None,
+        dropout: float = 0.0,
+        label_smoothing: float = 0.0,
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+        dtype: Any = np.float32,
+    ) -> Network:
+        """A network ``Dense, g, Dense, g, ..., Dense, output`` from sizes like ``784-16-16-10``.
+
+        ``activation`` is the hidden layers' ``g``; ``output`` defaults to softmax for
+        cross-entropy and sigmoid for MSE; ``init`` defaults to He for ReLU-like hidden layers
+        and Glorot otherwise; ``dropout`` > 0 adds inverted dropout after each hidden layer.
+        """
+        sizes = parse_spec(spec)
+        if isinstance(cost, str):
+            cost_obj = get_cost(cost, **({"label_smoothing": label_smoothing}
+                                         if get_cost(cost).kind == "cross_entropy" else {}))
+        else:
+            cost_obj = cost
+        if output is None:
+            output = "softmax" if isinstance(cost_obj, CrossEntropy) else "sigmoid"
+        hidden_kind = get_activation(activation).kind
+        init_fn = get_initialiser(init or _DEFAULT_INIT.get(hidden_kind, "glorot"))
+        dt = _resolve_dtype(dtype)
+        if rng is None:
+            rng = np.random.default_rng(seed)
+        init_rng, dropout_rng = rng.spawn(2)
+        layers: list[Layer] = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            W, b = init_fn(init_rng, n_in, n_out)
+            layers.append(Dense(W.astype(dt), b.astype(dt)))
+            if i < len(sizes) - 2:
+                layers.append(get_activation(activation))
+                if dropout:
+                    layers.append(Dropout(dropout, dropout_rng))
+            else:
+                layers.append(get_activation(output))
+        return cls(layers, cost_obj, dtype=dt)
+
+    # -- introspection -----------------------------------------------------------------------
+    @property
+    def dense_layers(self) -> list[Dense]:
+        return [layer for layer in self.layers if isinstance(layer, Dense)]
+
+    def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """``(name, θ, dθ)`` for every parameter, named as in the seeds: W1, b1, W2, b2, ..."""
+        out = []
+        for l_index, layer in enumerate(self.dense_layers, start=1):
+            out.append((f"W{l_index}", layer.W, layer.dW))
+            out.append((f"b{l_index}", layer.b, layer.db))
+        return out
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.size for _, p, _ in self.parameters())
+
+    def architecture(self) -> list[dict[str, Any]]:
+        """The layers as plain dictionaries (what a model file records)."""
+        return [layer.config() for layer in self.layers]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(layer) for layer in self.layers)
+        return f"Network([{inner}], cost={self.cost!r}, dtype={self.dtype.name})"
+
+    # -- the passes --------------------------------------------------------------------------
+    def _check_input(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[0] != self.n_inputs:
+            raise ShapeError(
+                f"X must have shape ({self.n_inputs}, m), one example per column; "
+                f"got {X.shape}.",
+                "for images as rows (m, 784), pass X.T",
+            )
+        if X.dtype != self.dtype:
+            X = X.astype(self.dtype)
+        return X
+
+    def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
+        """``A⁰ = X``; ``Aˡ = layer(Aˡ⁻¹)`` for each layer; returns the output ``Aᴸ``.
+
+        With ``training=True`` the layers keep what ``backward`` needs and reuse their buffers
+        (the returned array is one of them: copy it to keep it past the next step).
+        """
+        A = X
+        for layer in self.layers:
+            A = layer.forward(A, training)
+        return A
+
+    def backward(self, A: np.ndarray, Y: np.ndarray) -> None:
+        """Fill every layer's ``dW``, ``db`` from the output ``A`` of the last forward pass."""
+        if self.fused:
+            buf = self.layers[-1]._buffer("dZ", A.shape, A.dtype)
+            grad = self.cost.dZ(A, Y, out=buf)  # dZᴸ = Aᴸ - Y
+            rest = self.layers[:-1]
+        else:
+            grad = self.cost.gradient(A, Y)  # ∂ℓ/∂Aᴸ per example
+            rest = self.layers
+        for layer in reversed(rest):
+            grad = layer.backward(grad)
+            if grad is None:  # the first dense layer: dA⁰ is not needed
+                break
+
+    def log_output(self) -> np.ndarray | None:
+        """``log Aᴸ`` from the last training forward pass, exactly, when the output is softmax."""
+        last = self.layers[-1]
+        return log_softmax(last.Z) if isinstance(last, Softmax) else None
+
+    def cost_value(self, A: np.ndarray, Y: np.ndarray, log_A: np.ndarray | None = None) -> float:
+        return self.cost.value(A, Y, log_A)
+
+    def targets(self, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The target matrix ``Y`` (one-hot columns, label-smoothed where the cost says)."""
+        return self.cost.targets(np.asarray(y), self.n_outputs, out)
+
+    # -- inference ---------------------------------------------------------------------------
+    def _chunks(self, X: np.ndarray, batch_size: int):
+        m = X.shape[1]
+        for start in range(0, m, batch_size):
+            yield start, X[:, start : start + batch_size]
+
+    def predict_proba(self, X: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+        """The output ``Aᴸ`` for each column of ``X``: ``(n_outputs, m)``, in chunks of columns.
+
+        Inference allocates its own arrays and keeps no state, so it is safe from several threads.
+        """
+        X = self._check_input(X)
+        out = np.empty((self.n_outputs, X.shape[1]), dtype=self.dtype)
+        with np.errstate(over="ignore", under="ignore"):
+            for start, Xc in self._chunks(X, batch_size):
+                out[:, start : start + Xc.shape[1]] = self.forward(Xc)
+        return out
+
+    def predict(self, X: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+        """The predicted class of each column of ``X``: ``argmax Aᴸ`` (``(m,)`` integers)."""
+        return self.predict_proba(X, batch_size).argmax(axis=0)
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray, batch_size: int = 8192) -> tuple[float, float]:
+        """``(cost, accuracy)`` on labelled data, at inference (no dropout)."""
+        X = self._check_input(X)
+        y = np.asarray(y)
+        total, correct = 0.0, 0
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            for start, Xc in self._chunks(X, batch_size):
+                Z = self._output_logits(Xc)
+                A = self.layers[-1].forward(Z)
+                yc = y[start : start + Xc.shape[1]]
+                Y = self.targets(yc, out=np.empty_like(A))
+                log_A = log_softmax(Z) if self.fused else None
+                total += self.cost.value(A, Y, log_A) * Xc.shape[1]
+                correct += int(np.count_nonzero(A.argmax(axis=0) == yc))
+        m = X.shape[1]
+        return total / m, correct / m
+
+    def _output_logits(self, X: np.ndarray) -> np.ndarray:
+        """The input of the last layer (for softmax: the logits ``Zᴸ``), at inference."""
+        A = X
+        for layer in self.layers[:-1]:
+            A = layer.forward(A)
+        return A
+
+    # -- training ----------------------------------------------------------------------------
+    def fit(self, X: np.ndarray, y: np.ndarray, **kwargs: Any) -> History:
+        """Train on ``X`` (``(784, m)``) and integer labels ``y``; see :func:`digitnet.train.fit`."""
+        from digitnet.train.loop import fit
+
+        return fit(self, X, y, **kwargs)
+
+    def release(self) -> None:
+        """Free the training buffers of every layer."""
+        for layer in self.layers:
+            layer.release()
+

@@ -1,0 +1,87 @@
+"""A whole training run from a :class:`~digitnet.presets.TrainConfig`: data in, metrics out.
+
+This is what ``digitnet train`` calls: split a validation set off the training data, build the
+network, fit it, measure it on the test set, and gather the figures into the ``metrics.json``
+contract (``test_accuracy``, ``train_accuracy``, ``dataset``, ``n_train``, ``config``, ``seconds``,
+``history``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from digitnet.data.datasets import Dataset
+from digitnet.network import Network
+from digitnet.optim import Schedule
+from digitnet.presets import TrainConfig
+from digitnet.train.loop import Callback, History, fit
+
+
+@dataclass
+class RunResult:
+    network: Network
+    history: History
+    metrics: dict[str, Any]
+
+
+def build_network(config: TrainConfig, rng: np.random.Generator) -> Network:
+    return Network.from_spec(
+        config.layers,
+        activation=config.activation,
+        output=config.output,
+        cost=config.loss,
+        init=config.init,
+        dropout=config.dropout,
+        label_smoothing=config.label_smoothing,
+        rng=rng,
+        dtype=config.dtype,
+    )
+
+
+def run(config: TrainConfig, data: Dataset, callbacks: list[Callback] | None = None) -> RunResult:
+    """Train a network as ``config`` says on ``data`` and measure it on the test set."""
+    t0 = time.perf_counter()
+    # Independent streams from one seed: the split, the initial weights and dropout, the order.
+    split_rng, net_rng, order_rng = np.random.default_rng(config.seed).spawn(3)
+    (X, y), val = data.split_validation(config.validation_fraction, split_rng)
+    net = build_network(config, net_rng)
+    history = fit(
+        net,
+        X,
+        y,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        optimizer=config.optimizer,
+        learning_rate=config.learning_rate,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        schedule=Schedule(config.schedule, warmup_epochs=config.warmup_epochs),
+        validation_data=val,
+        rng=order_rng,
+        callbacks=callbacks or (),
+    )
+    train_seconds = time.perf_counter() - t0
+    net.release()
+    train_loss, train_accuracy = net.evaluate(X, y)
+    test_loss, test_accuracy = net.evaluate(data.X_test, data.y_test)
+    metrics = {
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
+        "train_accuracy": train_accuracy,
+        "train_loss": train_loss,
+        "val_accuracy": history[-1]["val_accuracy"] if history else None,
+        "dataset": data.name,
+        "data_source": data.source,
+        "n_train": int(X.shape[1]),
+        "n_validation": 0 if val is None else int(val[0].shape[1]),
+        "n_test": data.n_test,
+        "n_parameters": net.n_parameters,
+        "config": config.to_dict(),
+        "seconds": train_seconds,
+        "history": history,
+    }
+    return RunResult(net, history, metrics)

@@ -1,0 +1,154 @@
+"""Shared helpers for the gradient, PyTorch-parity and seed-formula tests.
+
+Plain functions, no fixtures: the test modules import them with ``from gradutil import ...``
+(pytest puts ``tests/`` on ``sys.path`` because it has no ``__init__.py``).
+
+Conventions (see the docstring of :mod:`digitnet.layers`): the gradients that flow backwards are
+per-example, so a layer's returned ``dA_prev`` is ``m · ∂C/∂A_prev`` for the mean cost ``C``,
+while ``dW`` and ``db`` are exactly ``∂C/∂W`` and ``∂C/∂b``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from digitnet.layers import Dense, Dropout, Layer
+from digitnet.network import Network
+
+#: central-difference step and the largest accepted relative error, both for float64
+H = 1e-6
+TOL = 1e-6
+
+#: the hidden activations every whole-network test runs over
+HIDDEN_ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "arctan", "identity")
+
+#: the seed reset into every Dropout layer before a forward pass, so that the mask is fixed
+DROPOUT_SEED = 0
+
+
+def rel_error(a: np.ndarray, b: np.ndarray) -> float:
+    """``‖a - b‖ / (‖a‖ + ‖b‖)`` over the whole array; 0 when both are 0."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    num = float(np.linalg.norm(a - b))
+    den = float(np.linalg.norm(a) + np.linalg.norm(b))
+    return num / max(den, np.finfo(np.float64).tiny)
+
+
+def assert_grad_close(analytic: np.ndarray, numeric: np.ndarray, name: str, tol: float = TOL):
+    """Same shape, and a relative error below ``tol``."""
+    analytic = np.asarray(analytic)
+    assert analytic.shape == numeric.shape, (
+        f"{name}: shape {analytic.shape} != numerical {numeric.shape}"
+    )
+    assert np.all(np.isfinite(analytic)), f"{name}: non-finite analytic gradient"
+    err = rel_error(analytic, numeric)
+    assert err < tol, (
+        f"{name}: relative error {err:.3e} >= {tol:g}\n"
+        f"analytic:\n{analytic}\nnumerical:\n{numeric}"
+    )
+
+
+def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = H) -> np.ndarray:
+    """``∂f/∂x`` by central differences, perturbing ``x`` in place (and restoring it).
+
+    ``f`` takes no argument: it reads ``x`` (or an array that holds it) itself, which is how a
+    network's ``W`` and ``b`` are perturbed where they live.
+    """
+    grad = np.zeros(x.shape, dtype=np.float64)
+    for i in np.ndindex(x.shape):
+        old = float(x[i])
+        x[i] = old + h
+        f_plus = f()
+        x[i] = old - h
+        f_minus = f()
+        x[i] = old
+        grad[i] = (f_plus - f_minus) / (2.0 * h)
+    return grad
+
+
+def away_from_zero(
+    rng: np.random.Generator, shape: tuple[int, ...], scale: float = 1.0, margin: float = 1e-2
+) -> np.ndarray:
+    """Normal draws with ``|x| >= margin``: no ReLU kink within reach of the FD step."""
+    x = rng.normal(0.0, scale, shape)
+    small = np.abs(x) < margin
+    x[small] = np.where(x[small] < 0, -margin, margin) * (1.0 + rng.random(int(small.sum())))
+    return x
+
+
+def reset_dropout(net_or_layers: Network | list[Layer], seed: int = DROPOUT_SEED) -> None:
+    """Give every Dropout layer a fresh generator with ``seed``: the next mask is fixed."""
+    layers = net_or_layers.layers if isinstance(net_or_layers, Network) else net_or_layers
+    for layer in layers:
+        if isinstance(layer, Dropout):
+            layer.rng = np.random.default_rng(seed)
+
+
+def softmax_ref(Z: np.ndarray) -> np.ndarray:
+    """Column-wise softmax, written out here rather than taken from the library."""
+    E = np.exp(Z - Z.max(axis=0, keepdims=True))
+    return E / E.sum(axis=0, keepdims=True)
+
+
+def log_softmax_ref(Z: np.ndarray) -> np.ndarray:
+    shifted = Z - Z.max(axis=0, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True))
+
+
+def one_hot(y: np.ndarray, n: int, smoothing: float = 0.0) -> np.ndarray:
+    """``(n, m)`` one-hot columns, optionally label-smoothed to ``(1-ε)Y + ε/n``."""
+    Y = np.zeros((n, y.shape[0]))
+    Y[y, np.arange(y.shape[0])] = 1.0
+    return (1.0 - smoothing) * Y + smoothing / n
+
+
+def reference_cost(net: Network, X: np.ndarray, Y: np.ndarray) -> float:
+    """The network's mean cost computed here, independently of :mod:`digitnet.costs`.
+
+    The layers are run one by one (Dropout layers in training mode with a reset generator, so
+    with the fixed mask; every other layer at inference). Cross-entropy is taken from the
+    log-softmax of the last layer's input, MSE is ``mean((A - Y)²)`` over all elements.
+    """
+    reset_dropout(net)
+    A = X
+    for layer in net.layers[:-1]:
+        A = layer.forward(A, training=isinstance(layer, Dropout))
+    m = X.shape[1]
+    if net.cost.kind == "cross_entropy":
+        return float(-np.sum(Y * log_softmax_ref(A)) / m)
+    A = net.layers[-1].forward(A)
+    return float(np.mean((A - Y) ** 2))
+
+
+def hidden_preactivations(net: Network, X: np.ndarray) -> list[np.ndarray]:
+    """``Zˡ`` of every Dense layer but the last (the inputs of the hidden activations)."""
+    reset_dropout(net)
+    out = []
+    A = X
+    dense = net.dense_layers
+    for layer in net.layers:
+        A = layer.forward(A, training=isinstance(layer, Dropout))
+        if isinstance(layer, Dense) and layer is not dense[-1]:
+            out.append(A.copy())
+    return out
+
+
+def backprop(net: Network, X: np.ndarray, Y: np.ndarray) -> dict[str, np.ndarray]:
+    """One training forward and ``Network.backward``; copies of every ``dθ`` by name."""
+    reset_dropout(net)
+    A = net.forward(X, training=True)
+    net.backward(A, Y)
+    return {name: d.copy() for name, _, d in net.parameters()}
+
+
+def make_data(
+    rng: np.random.Generator, n_in: int, n_out: int, m: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs ``X`` ``(n_in, m)`` and integer labels ``y`` ``(m,)`` with every class present."""
+    X = rng.normal(0.0, 1.0, (n_in, m))
+    y = np.arange(m) % n_out
+    rng.shuffle(y)
+    return X, y

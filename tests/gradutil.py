@@ -46,8 +46,7 @@ def assert_grad_close(analytic: np.ndarray, numeric: np.ndarray, name: str, tol:
     assert np.all(np.isfinite(analytic)), f"{name}: non-finite analytic gradient"
     err = rel_error(analytic, numeric)
     assert err < tol, (
-        f"{name}: relative error {err:.3e} >= {tol:g}\n"
-        f"analytic:\n{analytic}\nnumerical:\n{numeric}"
+        f"{name}: relative error {err:.3e} >= {tol:g}\nanalytic:\n{analytic}\nnumerical:\n{numeric}"
     )
 
 

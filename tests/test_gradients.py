@@ -23,6 +23,7 @@ from gradutil import (
     numerical_gradient,
     one_hot,
     reference_cost,
+    reset_dropout,
     softmax_ref,
 )
 
@@ -271,6 +272,22 @@ def test_network_gradients_with_dropout(activation, cost, output, smoothing):
     net, X, Y = build_network(activation, cost, output, smoothing, dropout=0.3, seed=3)
     assert sum(isinstance(layer, Dropout) for layer in net.layers) == 2
     check_network_gradients(net, X, Y, f"dropout {activation}/{cost}/{output}")
+
+
+def test_inference_between_forward_and_backward_keeps_the_dropout_mask():
+    """``predict_proba`` "keeps no state" (its docstring): a prediction made between a training
+    forward pass and ``backward`` must not change the gradients. Dense, ReLU and Softmax keep
+    their training values through inference; Dropout must keep its mask too.
+    """
+    net, X, Y = build_network("relu", "cross_entropy", "softmax", dropout=0.5, seed=5)
+    expected = backprop(net, X, Y)
+
+    reset_dropout(net)
+    A = net.forward(X, training=True)
+    net.predict_proba(X)  # e.g. logging the batch's predictions, or another thread predicting
+    net.backward(A, Y)
+    for name, _, dtheta in net.parameters():
+        np.testing.assert_allclose(dtheta, expected[name], rtol=1e-12, atol=0, err_msg=name)
 
 
 @pytest.mark.parametrize(("cost", "output", "smoothing"), COST_CASES)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -94,68 +93,115 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'digitnet COMMAND --help' for a command's options and examples.",
     )
     parser.add_argument("--version", action="version", version=f"digitnet {__version__}")
-    parser.add_argument("--traceback", action="store_true",
-                        help="show the full traceback of an error (for developers)")
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="show the full traceback of an error (for developers)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = sub.add_parser(
-        "train", help="train a network and report its test accuracy",
+        "train",
+        help="train a network and report its test accuracy",
         description="Train a network on MNIST-format digits and report its accuracy on the "
         "test set. Without --data-dir it trains on the embedded digits (MNIST's first 10,000 "
         "training digits, the official 10,000 test digits): no network needed. Options given "
         "override the preset's settings.",
-        epilog=TRAIN_EXAMPLES, formatter_class=_Formatter,
+        epilog=TRAIN_EXAMPLES,
+        formatter_class=_Formatter,
     )
-    train.add_argument("--preset", default="default", choices=PRESET_NAMES,
-                       help="the configuration to start from")
-    train.add_argument("--layers", metavar="SPEC",
-                       help="layer sizes, input first, such as 784-16-16-10")
-    train.add_argument("--activation", choices=ACTIVATION_NAMES,
-                       help="the hidden layers' activation g")
-    train.add_argument("--loss", choices=["ce", "mse"],
-                       help="cross-entropy (softmax output) or mean squared error (sigmoid output)")
-    train.add_argument("--optimizer", choices=OPTIMIZER_NAMES,
-                       help="gd: θ := θ - α dθ, on the whole training set unless --batch-size "
-                       "is given; sgd: the same on mini-batches")
+    train.add_argument(
+        "--preset", default="default", choices=PRESET_NAMES, help="the configuration to start from"
+    )
+    train.add_argument(
+        "--layers", metavar="SPEC", help="layer sizes, input first, such as 784-16-16-10"
+    )
+    train.add_argument(
+        "--activation", choices=ACTIVATION_NAMES, help="the hidden layers' activation g"
+    )
+    train.add_argument(
+        "--loss",
+        choices=["ce", "mse"],
+        help="cross-entropy (softmax output) or mean squared error (sigmoid output)",
+    )
+    train.add_argument(
+        "--optimizer",
+        choices=OPTIMIZER_NAMES,
+        help="gd: θ := θ - α dθ, on the whole training set unless --batch-size "
+        "is given; sgd: the same on mini-batches",
+    )
     train.add_argument("--lr", type=_positive_float, metavar="X", help="the learning rate α")
-    train.add_argument("--epochs", type=_positive_int, metavar="N",
-                       help="passes over the training set (iterations, when full-batch)")
-    train.add_argument("--batch-size", type=_batch_size, metavar="N|full",
-                       help="examples per step, or 'full' for the whole training set")
+    train.add_argument(
+        "--epochs",
+        type=_positive_int,
+        metavar="N",
+        help="passes over the training set (iterations, when full-batch)",
+    )
+    train.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        metavar="N|full",
+        help="examples per step, or 'full' for the whole training set",
+    )
     train.add_argument("--seed", type=int, metavar="N", help="makes the run repeatable")
-    train.add_argument("--dropout", type=_fraction, metavar="P",
-                       help="dropout probability after each hidden layer")
+    train.add_argument(
+        "--dropout", type=_fraction, metavar="P", help="dropout probability after each hidden layer"
+    )
     train.add_argument("--weight-decay", type=float, metavar="λ", help="L2 weight decay")
-    train.add_argument("--label-smoothing", type=_fraction, metavar="ε",
-                       help="label smoothing for cross-entropy")
-    train.add_argument("--schedule", choices=["constant", "step", "cosine"],
-                       help="learning-rate schedule")
-    train.add_argument("--init", choices=["he", "glorot", "xavier", "lecun", "uniform"],
-                       help="weight initialisation")
-    train.add_argument("--validation", type=_fraction, metavar="FRACTION",
-                       help="fraction of the training set held out for validation")
+    train.add_argument(
+        "--label-smoothing", type=_fraction, metavar="ε", help="label smoothing for cross-entropy"
+    )
+    train.add_argument(
+        "--schedule", choices=["constant", "step", "cosine"], help="learning-rate schedule"
+    )
+    train.add_argument(
+        "--init",
+        choices=["he", "glorot", "xavier", "lecun", "uniform"],
+        help="weight initialisation",
+    )
+    train.add_argument(
+        "--validation",
+        type=_fraction,
+        metavar="FRACTION",
+        help="fraction of the training set held out for validation",
+    )
     train.add_argument("--dtype", choices=["float32", "float64"], help="floating-point type")
-    train.add_argument("--data-dir", metavar="DIR",
-                       help="a folder with the four MNIST-format IDX files (gzipped or not)")
+    train.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="a folder with the four MNIST-format IDX files (gzipped or not)",
+    )
     train.add_argument("--out", metavar="DIR", help="write metrics.json into this folder")
     train.set_defaults(handler=cmd_train)
 
     grad = sub.add_parser(
-        "gradcheck", help="compare backpropagation with finite differences",
+        "gradcheck",
+        help="compare backpropagation with finite differences",
         description="Compare the gradients that backpropagation computes with finite "
         "differences, on a small random batch in float64, and print the relative error per "
         "layer and parameter. Below 1e-6 a gradient is right; around 1 it is wrong. The first "
         "thing to check when a network is stuck at 10 %%.",
-        epilog=GRADCHECK_EXAMPLES, formatter_class=_Formatter,
+        epilog=GRADCHECK_EXAMPLES,
+        formatter_class=_Formatter,
     )
     grad.add_argument("--layers", default="784-16-16-10", metavar="SPEC", help="layer sizes")
-    grad.add_argument("--activation", default="relu", choices=ACTIVATION_NAMES,
-                      help="the hidden layers' activation")
+    grad.add_argument(
+        "--activation",
+        default="relu",
+        choices=ACTIVATION_NAMES,
+        help="the hidden layers' activation",
+    )
     grad.add_argument("--loss", default="ce", choices=["ce", "mse"], help="the cost")
-    grad.add_argument("--batch", type=_positive_int, default=8, metavar="M",
-                      help="examples in the random batch")
-    grad.add_argument("--entries", type=_positive_int, default=200, metavar="N",
-                      help="entries checked per parameter (a random sample when larger)")
+    grad.add_argument(
+        "--batch", type=_positive_int, default=8, metavar="M", help="examples in the random batch"
+    )
+    grad.add_argument(
+        "--entries",
+        type=_positive_int,
+        default=200,
+        metavar="N",
+        help="entries checked per parameter (a random sample when larger)",
+    )
     grad.add_argument("--seed", type=int, default=0, metavar="N", help="random seed")
     grad.set_defaults(handler=cmd_gradcheck)
     return parser
@@ -168,11 +214,20 @@ def _config_from_args(args: argparse.Namespace) -> Any:
     config = get_preset(args.preset)
     changes: dict[str, Any] = {}
     mapping = {
-        "layers": "layers", "activation": "activation", "loss": "loss",
-        "optimizer": "optimizer", "lr": "learning_rate", "epochs": "epochs", "seed": "seed",
-        "dropout": "dropout", "weight_decay": "weight_decay",
-        "label_smoothing": "label_smoothing", "schedule": "schedule", "init": "init",
-        "validation": "validation_fraction", "dtype": "dtype",
+        "layers": "layers",
+        "activation": "activation",
+        "loss": "loss",
+        "optimizer": "optimizer",
+        "lr": "learning_rate",
+        "epochs": "epochs",
+        "seed": "seed",
+        "dropout": "dropout",
+        "weight_decay": "weight_decay",
+        "label_smoothing": "label_smoothing",
+        "schedule": "schedule",
+        "init": "init",
+        "validation": "validation_fraction",
+        "dtype": "dtype",
     }
     for arg, field_name in mapping.items():
         value = getattr(args, arg)
@@ -191,8 +246,10 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
 def _fmt_epoch(record: dict[str, Any], epochs: int) -> str:
     width = len(str(epochs))
-    line = (f"epoch {record['epoch']:>{width}}/{epochs}  loss {record['loss']:.4f}  "
-            f"acc {100 * record['accuracy']:6.2f}%")
+    line = (
+        f"epoch {record['epoch']:>{width}}/{epochs}  loss {record['loss']:.4f}  "
+        f"acc {100 * record['accuracy']:6.2f}%"
+    )
     if record["val_accuracy"] is not None:
         line += f"  val_loss {record['val_loss']:.4f}  val_acc {100 * record['val_accuracy']:6.2f}%"
     return line + f"  {record['seconds']:.2f}s"
@@ -209,11 +266,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     batch = "full" if config.batch_size is None else config.batch_size
-    print(f"digitnet {__version__}: training {config.layers} ({config.activation}, "
-          f"{config.loss}) with {config.optimizer}, α = {config.learning_rate:g}, "
-          f"batch {batch}, {config.epochs} epochs")
-    print(f"data: {data.name}: {data.n_train:,} training digits, {data.n_test:,} test digits "
-          f"({data.source})")
+    print(
+        f"digitnet {__version__}: training {config.layers} ({config.activation}, "
+        f"{config.loss}) with {config.optimizer}, α = {config.learning_rate:g}, "
+        f"batch {batch}, {config.epochs} epochs"
+    )
+    print(
+        f"data: {data.name}: {data.n_train:,} training digits, {data.n_test:,} test digits "
+        f"({data.source})"
+    )
     epochs = config.epochs
     every = 1 if epochs <= 50 else max(1, epochs // 25)
 
@@ -223,8 +284,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     result = run(config, data, callbacks=[report])
     m = result.metrics
-    print(f"test accuracy {100 * m['test_accuracy']:.2f}% on {m['n_test']:,} test digits "
-          f"(train {100 * m['train_accuracy']:.2f}%, {m['seconds']:.1f} s)")
+    print(
+        f"test accuracy {100 * m['test_accuracy']:.2f}% on {m['n_test']:,} test digits "
+        f"(train {100 * m['train_accuracy']:.2f}%, {m['seconds']:.1f} s)"
+    )
     if out_dir is not None:
         m = {"digitnet_version": __version__, **m}
         write_atomic(out_dir / "metrics.json", (json.dumps(m, indent=2) + "\n").encode())
@@ -236,20 +299,32 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     from digitnet.gradcheck import GOOD, gradcheck
 
-    results = gradcheck(args.layers, args.activation, args.loss, m=args.batch, seed=args.seed,
-                        max_entries=args.entries)
-    print(f"gradient check: {args.layers}, {args.activation}, {args.loss}, float64, "
-          f"{args.batch} random examples, central differences h = 1e-6")
+    results = gradcheck(
+        args.layers,
+        args.activation,
+        args.loss,
+        m=args.batch,
+        seed=args.seed,
+        max_entries=args.entries,
+    )
+    print(
+        f"gradient check: {args.layers}, {args.activation}, {args.loss}, float64, "
+        f"{args.batch} random examples, central differences h = 1e-6"
+    )
     print(f"{'layer':>5}  {'param':<5}  {'shape':>12}  {'checked':>7}  {'rel. error':>10}  verdict")
     for r in results:
         layer = r.parameter[1:]
         shape = "x".join(str(s) for s in r.shape)
-        print(f"{layer:>5}  {r.parameter:<5}  {shape:>12}  {r.checked:>7}  "
-              f"{r.relative_error:10.2e}  {r.verdict}")
+        print(
+            f"{layer:>5}  {r.parameter:<5}  {shape:>12}  {r.checked:>7}  "
+            f"{r.relative_error:10.2e}  {r.verdict}"
+        )
     bad = [r for r in results if r.relative_error >= GOOD]
     if bad:
-        print(f"{len(bad)} parameter(s) disagree with finite differences: backpropagation is "
-              "wrong for them.")
+        print(
+            f"{len(bad)} parameter(s) disagree with finite differences: backpropagation is "
+            "wrong for them."
+        )
         return 1
     print("all gradients agree with finite differences (relative error < 1e-6).")
     return 0

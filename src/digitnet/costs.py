@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from digitnet.activations import log_softmax
 from digitnet.errors import ConfigError
 
 

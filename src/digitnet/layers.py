@@ -103,8 +103,7 @@ class Dense(Layer):
             b = b.reshape(-1, 1)
         if b.shape != (W.shape[0], 1):
             raise ShapeError(
-                f"b must have shape ({W.shape[0]}, 1) to match W of shape {W.shape}; "
-                f"got {b.shape}."
+                f"b must have shape ({W.shape[0]}, 1) to match W of shape {W.shape}; got {b.shape}."
             )
         self.W = np.ascontiguousarray(W)
         self.b = np.ascontiguousarray(b)
@@ -187,7 +186,9 @@ class Dropout(Layer):
         return {"kind": self.kind, "p": self.p}
 
     def forward(self, A_prev: np.ndarray, training: bool = False) -> np.ndarray:
-        if not training or self.p == 0.0:
+        if not training:
+            return A_prev  # inference keeps no state: the mask stays for a pending backward
+        if self.p == 0.0:
             self.mask = None
             return A_prev
         # one buffer: uniform draws, then in place the kept-or-not test, then the scale

@@ -215,9 +215,13 @@ class Schedule:
             )
 
     def factor(self, progress: float, total_epochs: float) -> float:
-        """The multiplier of α at ``progress`` epochs into a run of ``total_epochs``."""
+        """The multiplier of α at ``progress`` epochs into a run of ``total_epochs``.
+
+        The training loop asks at the middle of each batch (``epoch + (k + 0.5) / n_batches``), so
+        the first warm-up step already moves and the last cosine step is near, not at, zero.
+        """
         if self.warmup_epochs and progress < self.warmup_epochs:
-            return (progress + 1e-3) / self.warmup_epochs
+            return progress / self.warmup_epochs
         if self.kind == "step":
             return self.gamma ** math.floor(progress / self.step_epochs)
         if self.kind == "cosine":

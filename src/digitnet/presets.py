@@ -38,6 +38,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     dropout: float = 0.0
+    input_dropout: float = 0.0
     label_smoothing: float = 0.0
     epochs: int = 10
     batch_size: int | None = 128  # None: the whole training set (full-batch gradient descent)
@@ -64,21 +65,53 @@ class TrainConfig:
 
 PRESETS: dict[str, TrainConfig] = {
     "tutorial": TrainConfig(
-        layers="784-10-10", activation="relu", loss="ce", init="uniform", optimizer="gd",
-        learning_rate=0.10, epochs=500, batch_size=None, validation_fraction=0.05,
+        layers="784-10-10",
+        activation="relu",
+        loss="ce",
+        init="uniform",
+        optimizer="gd",
+        learning_rate=0.10,
+        epochs=500,
+        batch_size=None,
+        validation_fraction=0.05,
     ),
     "seed-16-16": TrainConfig(
-        layers="784-16-16-10", activation="relu", loss="ce", init="he", optimizer="nesterov",
-        learning_rate=0.05, momentum=0.9, epochs=30, batch_size=32, schedule="cosine",
+        layers="784-16-16-10",
+        activation="relu",
+        loss="ce",
+        init="he",
+        optimizer="nesterov",
+        learning_rate=0.05,
+        momentum=0.9,
+        epochs=30,
+        batch_size=32,
+        schedule="cosine",
     ),
     "sigmoid-mse": TrainConfig(
-        layers="784-16-16-10", activation="sigmoid", output="sigmoid", loss="mse", init="lecun",
-        optimizer="sgd", learning_rate=3.0, epochs=30, batch_size=10,
+        layers="784-16-16-10",
+        activation="sigmoid",
+        output="sigmoid",
+        loss="mse",
+        init="lecun",
+        optimizer="sgd",
+        learning_rate=3.0,
+        epochs=30,
+        batch_size=10,
     ),
     "default": TrainConfig(
-        layers="784-512-256-10", activation="relu", loss="ce", init="he", optimizer="adam",
-        learning_rate=1e-3, weight_decay=0.0, dropout=0.2, label_smoothing=0.1, epochs=30,
-        batch_size=128, schedule="cosine", warmup_epochs=1.0,
+        layers="784-512-256-10",
+        activation="relu",
+        loss="ce",
+        init="he",
+        optimizer="adam",
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        dropout=0.2,
+        label_smoothing=0.1,
+        epochs=30,
+        batch_size=128,
+        schedule="cosine",
+        warmup_epochs=1.0,
     ),
 }
 
@@ -86,7 +119,5 @@ PRESETS: dict[str, TrainConfig] = {
 def get_preset(name: str) -> TrainConfig:
     """The config of a named preset; an unknown name lists the valid ones."""
     if name not in PRESETS:
-        raise ConfigError(
-            f"There is no preset {name!r}; the presets are {', '.join(PRESETS)}."
-        )
+        raise ConfigError(f"There is no preset {name!r}; the presets are {', '.join(PRESETS)}.")
     return PRESETS[name]

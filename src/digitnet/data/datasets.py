@@ -65,8 +65,12 @@ class Dataset:
         return (rows[train].T, self.y_train[train]), (rows[val].T, self.y_train[val])
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "n_train": self.n_train,
-                "n_test": self.n_test}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+        }
 
 
 def _to_arrays(
@@ -116,8 +120,12 @@ def _find(folder: Path, role: str) -> Path:
     )
 
 
-def load_folder(folder: str | os.PathLike[str], dtype: Any = np.float32,
-                name: str | None = None, digests: dict[str, dict] | None = None) -> Dataset:
+def load_folder(
+    folder: str | os.PathLike[str],
+    dtype: Any = np.float32,
+    name: str | None = None,
+    digests: dict[str, dict] | None = None,
+) -> Dataset:
     """Load the four MNIST-format IDX files (gzipped or not) from a folder.
 
     With ``digests`` (role -> {"sha256": ...}), each file's decompressed bytes must match, or a
@@ -139,10 +147,12 @@ def load_folder(folder: str | os.PathLike[str], dtype: Any = np.float32,
                     "the file is corrupt or not the expected one: reinstall or fetch it again",
                 )
         arrays[role] = idx.parse(data, str(path))
-    X_train, y_train = _to_arrays(arrays["train-images"], arrays["train-labels"],
-                                  f"{folder} (training files)", dtype)
-    X_test, y_test = _to_arrays(arrays["test-images"], arrays["test-labels"],
-                                f"{folder} (test files)", dtype)
+    X_train, y_train = _to_arrays(
+        arrays["train-images"], arrays["train-labels"], f"{folder} (training files)", dtype
+    )
+    X_test, y_test = _to_arrays(
+        arrays["test-images"], arrays["test-labels"], f"{folder} (test files)", dtype
+    )
     if X_train.shape[0] != X_test.shape[0]:
         raise DataError(
             f"{folder}: training images have {X_train.shape[0]} pixels but test images have "
@@ -159,8 +169,9 @@ def load_embedded(dtype: Any = np.float32) -> Dataset:
     return load_folder(_embedded_dir(), dtype, name="embedded", digests=EMBEDDED)
 
 
-def load_dataset(name: str = "embedded", data_dir: str | os.PathLike[str] | None = None,
-                 dtype: Any = np.float32) -> Dataset:
+def load_dataset(
+    name: str = "embedded", data_dir: str | os.PathLike[str] | None = None, dtype: Any = np.float32
+) -> Dataset:
     """A dataset by name (``embedded``) or from ``data_dir``, a folder of four IDX files."""
     if data_dir is not None:
         return load_folder(data_dir, dtype)

@@ -125,7 +125,9 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
-def write_idx(path: str | os.PathLike[str], array: np.ndarray, compress: bool | None = None) -> None:
+def write_idx(
+    path: str | os.PathLike[str], array: np.ndarray, compress: bool | None = None
+) -> None:
     """Write an array as an IDX file, gzipped when ``compress`` (default: the name ends in .gz).
 
     The gzip stream carries no time stamp or name, so the same array always gives the same bytes.

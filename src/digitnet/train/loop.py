@@ -99,7 +99,7 @@ def fit(
             order = None if full_batch else rng.permutation(m)
             loss_sum, correct = 0.0, 0
             for k in range(n_batches):
-                opt.alpha = base_alpha * schedule.factor(epoch - 1 + k / n_batches, epochs)
+                opt.alpha = base_alpha * schedule.factor(epoch - 1 + (k + 0.5) / n_batches, epochs)
                 if full_batch:
                     A0, yb = XT.T, y
                 else:

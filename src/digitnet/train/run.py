@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from digitnet.data.datasets import Dataset
-from digitnet.network import Network
+from digitnet.errors import ConfigError
+from digitnet.network import Network, parse_spec
 from digitnet.optim import Schedule
 from digitnet.presets import TrainConfig
 from digitnet.train.loop import Callback, History, fit
@@ -36,6 +37,7 @@ def build_network(config: TrainConfig, rng: np.random.Generator) -> Network:
         cost=config.loss,
         init=config.init,
         dropout=config.dropout,
+        input_dropout=config.input_dropout,
         label_smoothing=config.label_smoothing,
         rng=rng,
         dtype=config.dtype,
@@ -44,6 +46,15 @@ def build_network(config: TrainConfig, rng: np.random.Generator) -> Network:
 
 def run(config: TrainConfig, data: Dataset, callbacks: list[Callback] | None = None) -> RunResult:
     """Train a network as ``config`` says on ``data`` and measure it on the test set."""
+    sizes = parse_spec(config.layers)
+    n_pixels, n_classes = data.X_train.shape[0], len(data.classes)
+    if sizes[0] != n_pixels or sizes[-1] != n_classes:
+        raise ConfigError(
+            f"The layers {config.layers} take {sizes[0]} inputs to {sizes[-1]} outputs, but the "
+            f"data have {n_pixels} pixels per image and {n_classes} classes.",
+            f"start the spec with {n_pixels} and end it with {n_classes}, such as "
+            f"{n_pixels}-128-{n_classes}",
+        )
     t0 = time.perf_counter()
     # Independent streams from one seed: the split, the initial weights and dropout, the order.
     split_rng, net_rng, order_rng = np.random.default_rng(config.seed).spawn(3)

@@ -1,0 +1,178 @@
+"""The training loop: repeatability, memory, divergence, input checks, and inference."""
+
+from __future__ import annotations
+
+import threading
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+from digitnet import Network
+from digitnet.errors import ConfigError, DivergenceError, ShapeError
+from digitnet.optim import Schedule
+
+
+def _toy(rng, m=600, n=784):
+    rows = rng.random((m, n), dtype=np.float32)
+    y = rng.integers(0, 10, m)
+    return rows.T, y  # (784, m), examples contiguous in memory
+
+
+def test_same_seed_same_run_bit_for_bit(rng):
+    X, y = _toy(rng)
+    runs = []
+    for _ in range(2):
+        net = Network.from_spec("784-32-16-10", dropout=0.2, seed=7)
+        hist = net.fit(X, y, epochs=2, batch_size=50, optimizer="adam", seed=7)
+        runs.append((net, hist))
+    (a, ha), (b, hb) = runs
+    for (_, p, _), (_, q, _) in zip(a.parameters(), b.parameters(), strict=True):
+        assert np.array_equal(p, q)
+    assert [h["loss"] for h in ha] == [h["loss"] for h in hb]
+    other = Network.from_spec("784-32-16-10", dropout=0.2, seed=8)
+    assert not np.array_equal(other.parameters()[0][1], a.parameters()[0][1])
+
+
+def test_history_records(rng):
+    X, y = _toy(rng, m=300)
+    net = Network.from_spec("784-16-10", seed=0)
+    hist = net.fit(X, y, epochs=3, batch_size=64, validation_data=(X[:, :50], y[:50]))
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    for h in hist:
+        assert 0 <= h["accuracy"] <= 1 and 0 <= h["val_accuracy"] <= 1
+        assert h["loss"] > 0 and h["val_loss"] > 0 and h["seconds"] > 0
+    assert hist[-1]["loss"] < hist[0]["loss"]
+
+
+def test_an_epoch_copies_no_dataset(rng):
+    """Mini-batches are gathered into reused buffers: no per-epoch copy of X."""
+    X, y = _toy(rng, m=8000)
+    dataset_bytes = X.nbytes  # 25 MB
+    net = Network.from_spec("784-64-10", seed=0)
+    net.fit(X, y, epochs=1, batch_size=128)  # warm the buffers
+    tracemalloc.start()
+    try:
+        net.fit(X, y, epochs=3, batch_size=128)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.1 * dataset_bytes, f"peak {peak} bytes for a {dataset_bytes}-byte dataset"
+
+
+def test_divergence_raises_once_with_advice(rng):
+    X, y = _toy(rng, m=200)
+    net = Network.from_spec("784-32-10", activation="identity", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not a screen of RuntimeWarnings either
+        with pytest.raises(DivergenceError, match="diverged with learning rate 1e\\+06") as e:
+            net.fit(X, y, epochs=5, batch_size=50, optimizer="sgd", learning_rate=1e6)
+    assert "smaller learning rate" in e.value.hint
+
+
+def test_mse_sigmoid_diverging_is_caught(rng):
+    X, y = _toy(rng, m=200)
+    net = Network.from_spec(
+        "784-32-10", activation="identity", cost="mse", output="identity", seed=0
+    )
+    with pytest.raises(DivergenceError):
+        net.fit(X, y, epochs=5, batch_size=50, optimizer="sgd", learning_rate=1e5)
+
+
+@pytest.mark.parametrize(
+    "X_shape, y_len, match",
+    [((10, 784), 10, "X must have shape \\(784, m\\)"), ((784, 10), 9, "one label per column")],
+)
+def test_fit_checks_shapes(X_shape, y_len, match):
+    net = Network.from_spec("784-8-10", seed=0)
+    with pytest.raises(ShapeError, match=match):
+        net.fit(np.zeros(X_shape, np.float32), np.zeros(y_len, int), epochs=1)
+
+
+def test_fit_checks_labels():
+    net = Network.from_spec("784-8-10", seed=0)
+    with pytest.raises(ShapeError, match="Labels must be integers in \\[0, 9\\]"):
+        net.fit(np.zeros((784, 4), np.float32), np.array([0, 1, 2, 10]), epochs=1)
+
+
+def test_bad_components_list_the_valid_ones():
+    with pytest.raises(ConfigError, match="one of arctan, identity, leaky_relu"):
+        Network.from_spec("784-8-10", activation="swish")
+    with pytest.raises(ConfigError, match="cost must be one of"):
+        Network.from_spec("784-8-10", cost="hinge")
+    with pytest.raises(ConfigError, match="softmax output"):
+        Network.from_spec("784-8-10", output="sigmoid", cost="ce")
+    with pytest.raises(ConfigError, match="optimizer must be one of"):
+        Network.from_spec("784-8-10").fit(
+            np.zeros((784, 2), np.float32), np.zeros(2, int), optimizer="rmsprop"
+        )
+    with pytest.raises(ConfigError, match="label_smoothing applies to the cross-entropy"):
+        Network.from_spec("784-8-10", cost="mse", label_smoothing=0.1)
+    with pytest.raises(ConfigError, match="schedule must be one of"):
+        Schedule("linear")
+
+
+def test_float64_on_request(rng):
+    X, y = _toy(rng, m=100)
+    net = Network.from_spec("784-8-10", seed=0, dtype="float64")
+    net.fit(X, y, epochs=1, batch_size=32)
+    assert all(p.dtype == np.float64 for _, p, _ in net.parameters())
+    assert net.predict_proba(X).dtype == np.float64
+
+
+def test_full_batch_is_plain_gradient_descent(rng):
+    """batch_size=None: each epoch is one step on all examples, in their own order."""
+    X, y = _toy(rng, m=64)
+    a = Network.from_spec("784-8-10", seed=0, dtype="float64")
+    b = Network.from_spec("784-8-10", seed=0, dtype="float64")
+    a.fit(X, y, epochs=3, batch_size=None, optimizer="gd", learning_rate=0.1)
+    for _ in range(3):  # three steps by hand
+        Y = b.targets(y)
+        A = b.forward(X.astype(np.float64), training=True)
+        b.backward(A, Y)
+        for _, theta, dtheta in b.parameters():
+            theta -= 0.1 * dtheta
+    for (_, p, _), (_, q, _) in zip(a.parameters(), b.parameters(), strict=True):
+        np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-15)
+
+
+def test_schedules():
+    cos = Schedule("cosine", warmup_epochs=1)
+    assert cos.factor(0.5, 10) == pytest.approx(0.5)
+    assert cos.factor(0.0, 10) == 0.0
+    assert cos.factor(1, 10) == pytest.approx(1.0)
+    assert cos.factor(5.5, 10) == pytest.approx(0.5)
+    assert cos.factor(10, 10) == pytest.approx(0.0, abs=1e-12)
+    step = Schedule("step", step_epochs=2, gamma=0.5)
+    assert [step.factor(e, 10) for e in (0, 1.9, 2, 4.5)] == [1, 1, 0.5, 0.25]
+
+
+def test_predict(rng):
+    X, _ = _toy(rng, m=50)
+    net = Network.from_spec("784-8-10", seed=0)
+    P = net.predict_proba(X, batch_size=16)
+    assert P.shape == (10, 50)
+    np.testing.assert_allclose(P.sum(axis=0), 1, rtol=1e-5)
+    np.testing.assert_array_equal(net.predict(X), P.argmax(axis=0))
+    with pytest.raises(ShapeError, match=r"pass X\.T"):
+        net.predict(X.T)
+
+
+def test_inference_is_thread_safe(rng):
+    X, _ = _toy(rng, m=64)
+    net = Network.from_spec("784-64-10", seed=0)
+    expected = net.predict_proba(X)
+    errors = []
+
+    def worker(i):
+        for _ in range(20):
+            if not np.array_equal(net.predict_proba(X[:, i:]), expected[:, i:]):
+                errors.append(i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

@@ -41,7 +41,10 @@ class Cost:
 
 
 class CrossEntropy(Cost):
-    r"""``C = -1/m Σ_j Σ_i Y_ij log A_ij``: the cost of seeds 000-002, paired with softmax.
+    r"""``C = -1/m Σ_j Σ_i Y_ij log A_ij``, paired with softmax.
+
+    Seeds 000-002 never write the cost itself, only its gradient ``dZ² = A² - Y``; cross-entropy
+    on a softmax output is the cost whose gradient that is.
 
     Its gradient through softmax collapses to the seeds' ``dZ = A - Y`` (:meth:`dZ`); the network
     uses that fused form whenever the output layer is softmax. ``label_smoothing`` ε replaces the

@@ -3,7 +3,7 @@
 - ``he``: ``W ~ N(0, 2/n_in)``, for ReLU layers (He et al. 2015); ``b = 0``.
 - ``glorot`` (Xavier): ``W ~ U(±sqrt(6/(n_in + n_out)))``, for sigmoid/tanh (Glorot & Bengio 2010).
 - ``lecun``: ``W ~ N(0, 1/n_in)`` (LeCun et al. 1998).
-- ``uniform``: ``W, b ~ U(-0.5, 0.5)``, what the tutorials of seeds 001-002 do
+- ``uniform``: ``W, b ~ U(-0.5, 0.5)``, what the tutorials' code behind seeds 001-002 does
   (``np.random.rand(10, 784) - 0.5``).
 
 All draw from the ``np.random.Generator`` passed in, never NumPy's global state, so a seed makes a

@@ -1,10 +1,11 @@
 """The layer contract, and the dense (fully connected) layer ``Z = W·A_prev + b``.
 
-Every layer has a ``forward`` and, right under it, a ``backward``, as in seed 004 ("each layer
-has its own forward and backward"). ``forward`` keeps in ``self`` what ``backward`` needs and
-says so; ``backward`` takes the gradient with respect to the layer's output and returns the
-gradient with respect to its input, leaving the parameter gradients (``dW``, ``db``) beside the
-parameters (``W``, ``b``) so that an optimiser can treat every layer alike.
+Every layer has a ``forward`` and, right under it, a ``backward``, as seed 004 builds its network
+(§5-§6, §8): dense and activation layers, each differentiated on its own and chained.
+``forward`` keeps in ``self`` what ``backward`` needs and says so; ``backward`` takes the gradient
+with respect to the layer's output and returns the gradient with respect to its input, leaving
+the parameter gradients (``dW``, ``db``) beside the parameters (``W``, ``b``) so that an
+optimiser can treat every layer alike.
 
 A note on the factor ``1/m``, kept exactly where the seeds keep it. The cost is the mean over the
 batch, ``C = 1/m Σ_j ℓ_j``. The gradients that flow backwards (``dA``, ``dZ``) are, as in seeds

@@ -71,10 +71,10 @@ class GradientDescent(Optimizer):
 
     def update(self, name: str, theta: np.ndarray, dtheta: np.ndarray) -> None:
         step = self._slot(name, "step", theta)
-        np.multiply(dtheta, self.alpha, out=step)  # α dθ
         lam = self._decay(name)
         if lam:
-            step += (self.alpha * lam) * theta  # α(dθ + λθ)
+            theta *= 1.0 - self.alpha * lam  # θ - α(dθ + λθ) = θ(1 - αλ) - α dθ
+        np.multiply(dtheta, self.alpha, out=step)
         theta -= step  # θ := θ - α dθ
 
 
@@ -97,19 +97,24 @@ class Momentum(GradientDescent):
 
     def update(self, name: str, theta: np.ndarray, dtheta: np.ndarray) -> None:
         v = self._slot(name, "v", theta)
-        g = self._slot(name, "g", theta)
-        np.copyto(g, dtheta)
+        g = self._slot(name, "g", theta)  # scratch
         lam = self._decay(name)
+        mu, alpha = self.momentum, self.alpha
+        v *= mu
+        v += dtheta  # v := μv + dθ
         if lam:
-            g += lam * theta  # dθ + λθ
-        v *= self.momentum
-        v += g  # v := μv + dθ
+            np.multiply(theta, lam, out=g)
+            v += g  # ... + λθ
         if self.nesterov:
-            g += self.momentum * v  # dθ + μv
-            g *= self.alpha
+            # θ := θ - α(dθ + λθ + μv), in two in-place steps
+            if lam:
+                theta *= 1.0 - alpha * lam
+            np.multiply(dtheta, alpha, out=g)
+            theta -= g
+            np.multiply(v, alpha * mu, out=g)
             theta -= g
         else:
-            np.multiply(v, self.alpha, out=g)
+            np.multiply(v, alpha, out=g)
             theta -= g  # θ := θ - αv
 
     def config(self) -> dict[str, Any]:

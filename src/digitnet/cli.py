@@ -28,6 +28,13 @@ examples:
   digitnet train --data-dir ~/mnist --epochs 5  # four MNIST-format IDX files, gzipped or not
 """
 
+DATA_EXAMPLES = """\
+examples:
+  digitnet data list                 # each dataset: where it would come from, present, verified
+  digitnet data fetch mnist          # download full MNIST into the cache ahead of time
+  DIGITNET_CACHE=/srv/digitnet digitnet data fetch kmnist     # a cache folder of your choice
+"""
+
 GRADCHECK_EXAMPLES = """\
 examples:
   digitnet gradcheck                            # 784-16-16-10, ReLU, cross-entropy
@@ -84,6 +91,7 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from digitnet.data.sources import DATASET_NAMES
     from digitnet.presets_names import ACTIVATION_NAMES, OPTIMIZER_NAMES, PRESET_NAMES
 
     parser = argparse.ArgumentParser(
@@ -171,8 +179,59 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="a folder with the four MNIST-format IDX files (gzipped or not)",
     )
+    train.add_argument(
+        "--dataset",
+        choices=DATASET_NAMES,
+        help="the data to train on: embedded (the default without --data-dir: inside the "
+        "package, no network) or a full dataset from the cache, a system package or a "
+        "download ('digitnet data list' shows which); mnist falls back to embedded, with a "
+        "warning, when it cannot be had",
+    )
+    train.add_argument(
+        "--offline",
+        action="store_true",
+        help="never use the network: only --data-dir, the cache and system packages",
+    )
     train.add_argument("--out", metavar="DIR", help="write metrics.json into this folder")
     train.set_defaults(handler=cmd_train)
+
+    data = sub.add_parser(
+        "data",
+        help="list the datasets and download them ahead of time",
+        description="The datasets digitnet trains on: the embedded digits (inside the "
+        "package), and MNIST, Fashion-MNIST and Kuzushiji-MNIST, found in this order in a "
+        "--data-dir folder (or $DIGITNET_DATA), the cache ($DIGITNET_CACHE or the user cache "
+        "folder), a system package (Debian's dataset-fashion-mnist) or downloaded from their "
+        "mirrors. Every file is checked against its published SHA-256 digest before use.",
+        epilog=DATA_EXAMPLES,
+        formatter_class=_Formatter,
+    )
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    data_list = data_sub.add_parser(
+        "list",
+        help="each dataset, where it would come from, and whether it is present and verified",
+        description="Show each dataset, where it would come from, and whether it is present "
+        "and verified. Checks the files on disk; never touches the network.",
+        formatter_class=_Formatter,
+    )
+    data_list.set_defaults(handler=cmd_data_list)
+    data_fetch = data_sub.add_parser(
+        "fetch",
+        help="download a dataset into the cache ahead of time",
+        description="Download a dataset into the cache, trying its mirrors in turn and "
+        "checking every file against its published digest, so that later runs need no "
+        "network. Does nothing when the dataset is already present and verified.",
+        formatter_class=_Formatter,
+    )
+    data_fetch.add_argument("name", choices=DATASET_NAMES, help="the dataset")
+    data_fetch.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="how long to wait for a connection or for more bytes before trying the next "
+        "mirror (default: $DIGITNET_TIMEOUT or 10)",
+    )
+    data_fetch.set_defaults(handler=cmd_data_fetch)
 
     grad = sub.add_parser(
         "gradcheck",
@@ -261,7 +320,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from digitnet.train.run import run
 
     config = _config_from_args(args)
-    data = load_dataset(data_dir=args.data_dir, dtype=config.dtype)
+    data = load_dataset(
+        args.dataset,
+        data_dir=args.data_dir,
+        dtype=config.dtype,
+        offline=args.offline,
+        on_warning=_warn,
+    )
     out_dir = Path(args.out).expanduser() if args.out else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -292,6 +357,70 @@ def cmd_train(args: argparse.Namespace) -> int:
         m = {"digitnet_version": __version__, **m}
         write_atomic(out_dir / "metrics.json", (json.dumps(m, indent=2) + "\n").encode())
         print(f"wrote {out_dir / 'metrics.json'}")
+    return 0
+
+
+# -- data ------------------------------------------------------------------------------------
+def _warn(text: str) -> None:
+    """A warning from the library, as one line on stderr."""
+    print(f"warning: {text}", file=sys.stderr)
+
+
+_STATES = {
+    "verified": "present, verified",
+    "partial": "partly present",
+    "failed": "FAILS its check",
+    "absent": "not present",
+}
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    import os
+
+    from digitnet.data.datasets import ENV_DATA, _embedded_dir, load_embedded
+    from digitnet.data.download import ENV_CACHE, cache_dir, status
+    from digitnet.data.sources import DOWNLOADABLE
+    from digitnet.errors import DataError
+
+    rows = []
+    for name, source in DOWNLOADABLE.items():
+        st = status(name)
+        detail = f" ({st.detail})" if st.detail else ""
+        where = st.where
+        if st.state != "verified" and source.fallback:
+            where += f"; else {source.fallback}"
+        rows.append((name, _STATES[st.state] + detail, where))
+    try:
+        load_embedded()
+        rows.append(("embedded", _STATES["verified"], f"inside the package: {_embedded_dir()}"))
+    except DataError as exc:
+        rows.append(("embedded", "FAILS its check", exc.message))
+    print(f"cache: {cache_dir()}  (${ENV_CACHE} moves it)")
+    if os.environ.get(ENV_DATA):
+        print(
+            f"${ENV_DATA}={os.environ[ENV_DATA]}: 'digitnet train' reads that folder for "
+            "every dataset but embedded"
+        )
+    widths = [max(len(r[i]) for r in [*rows, ("dataset", "state", "")]) for i in (0, 1)]
+    print(f"{'dataset':<{widths[0]}}  {'state':<{widths[1]}}  source")
+    for name, state, where in rows:
+        print(f"{name:<{widths[0]}}  {state:<{widths[1]}}  {where}")
+    return 0
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    if args.name == "embedded":
+        print("embedded: inside the package; nothing to fetch")
+        return 0
+    from digitnet.data.download import fetch
+
+    found = fetch(args.name, timeout=args.timeout, report=print)
+    verb = {
+        "cache": "already in the cache",
+        "system": "already installed",
+        "download": "downloaded and verified",
+    }[found.how]
+    print(f"{args.name}: {verb}: {found.where}")
     return 0
 
 

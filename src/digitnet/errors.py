@@ -41,3 +41,7 @@ class DivergenceError(DigitnetError, ArithmeticError):
 
 class ModelFileError(DigitnetError):
     """A model file that cannot be read, written or trusted."""
+
+
+class ImageError(DigitnetError):
+    """An image of a digit that cannot be read, is too large to decode, or shows no digit."""

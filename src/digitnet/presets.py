@@ -47,6 +47,7 @@ class TrainConfig:
     batch_size: int | None = 128  # None: the whole training set (full-batch gradient descent)
     schedule: str = "constant"
     warmup_epochs: float = 0.0
+    augment: str = "none"  # none, affine, elastic, both (digitnet.data.augment)
     validation_fraction: float = 0.05
     seed: int = 0
     dtype: str = "float32"

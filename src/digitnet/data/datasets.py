@@ -4,11 +4,20 @@ The arrays follow the seeds: ``X`` is ``(784, m)`` with one example per column, 
 0-255 to [0, 1] in the training dtype; ``y`` holds the ``m`` digits. ``X`` is the transpose of a
 C-ordered ``(m, 784)`` array, so that each example is contiguous in memory (see
 :mod:`digitnet.train.loop` for why).
+
+:func:`load_dataset` looks for a dataset in this order: a folder given as ``data_dir`` (or in
+``$DIGITNET_DATA``), never touching the network; then, for ``mnist``, ``fashion-mnist`` and
+``kmnist``, the cache, system packages and the mirrors (:mod:`digitnet.data.download`). Where MNIST
+cannot be had, it returns the embedded digits (MNIST too: a 10,000-digit prefix of the training
+set, the whole test set), named ``embedded`` so that metrics.json says so, and hands one warning
+line to ``on_warning`` (or to :mod:`warnings`, as a :class:`DataFallbackWarning`).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,8 +26,15 @@ from typing import Any
 import numpy as np
 
 from digitnet.data import idx
-from digitnet.data.sources import EMBEDDED, FILENAMES, ROLES
+from digitnet.data.sources import DOWNLOADABLE, EMBEDDED, FILENAMES, ROLES, DatasetSource
 from digitnet.errors import DataError
+
+#: The environment variable naming a data folder (the same as ``--data-dir``).
+ENV_DATA = "DIGITNET_DATA"
+
+
+class DataFallbackWarning(UserWarning):
+    """MNIST could not be found or fetched, so the embedded digits stand in for it."""
 
 
 @dataclass
@@ -98,8 +114,16 @@ def _to_arrays(
             f"{labels.max()}."
         )
     m = images.shape[0]
-    rows = np.empty((m, images.shape[1] * images.shape[2]), dtype=dtype)
-    np.multiply(images.reshape(m, -1), 1.0 / 255.0, out=rows, casting="unsafe")  # 0-255 -> [0, 1]
+    flat = images.reshape(m, -1)
+    rows = np.empty(flat.shape, dtype=dtype)
+    # 0-255 -> [0, 1], computed in float64 and rounded once to the training dtype. A block of
+    # rows at a time: NumPy's own buffered cast to float32 is several times slower (0.5 s for
+    # 60,000 images against 0.06 s), and the values are the same to the bit.
+    block = np.empty((min(m, 1024), flat.shape[1]))
+    for start in range(0, m, block.shape[0]):
+        part = flat[start : start + block.shape[0]]
+        np.multiply(part, 1.0 / 255.0, out=block[: len(part)])
+        rows[start : start + len(part)] = block[: len(part)]
     return rows.T, labels.astype(np.int64)
 
 
@@ -170,11 +194,93 @@ def load_embedded(dtype: Any = np.float32) -> Dataset:
 
 
 def load_dataset(
-    name: str = "embedded", data_dir: str | os.PathLike[str] | None = None, dtype: Any = np.float32
+    name: str | DatasetSource | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    dtype: Any = np.float32,
+    *,
+    offline: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+    progress: bool | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Dataset:
-    """A dataset by name (``embedded``) or from ``data_dir``, a folder of four IDX files."""
+    """A dataset by name: ``embedded``, ``mnist``, ``fashion-mnist`` or ``kmnist``.
+
+    Sources, in order:
+
+    1. ``data_dir``, else ``$DIGITNET_DATA`` (unless ``name`` is ``embedded``): a folder of the four
+       IDX files, gzipped or not. The network is never touched. The dataset is named after the
+       folder.
+    2. With no name (and no folder): the embedded digits.
+    3. For a downloadable name (or a :class:`~digitnet.data.sources.DatasetSource`, as tests pass):
+       the cache, a system package, then a download (skipped when ``offline``), each file checked
+       against its published digest; see :func:`digitnet.data.download.locate`. ``timeout``
+       bounds each network wait (default ``$DIGITNET_TIMEOUT`` or 10 s), ``progress`` shows
+       progress bars (default: when stderr is a terminal), ``cache_dir`` overrides the cache.
+    4. Where MNIST cannot be had that way: the embedded digits, after one warning line handed to
+       ``on_warning`` (by default issued as a :class:`DataFallbackWarning`). Other datasets raise
+       a :class:`DataError` instead: digits are no stand-in for clothes.
+    """
+    if data_dir is None and name != "embedded":
+        data_dir = os.environ.get(ENV_DATA) or None
     if data_dir is not None:
-        return load_folder(data_dir, dtype)
-    if name == "embedded":
+        data = load_folder(data_dir, dtype)
+        known = name if isinstance(name, DatasetSource) else DOWNLOADABLE.get(name or "")
+        if known is not None:
+            data.classes = list(known.classes)
+        return data
+    if name is None or name == "embedded":
         return load_embedded(dtype)
-    raise DataError(f"Unknown dataset {name!r}; this version knows 'embedded' or a --data-dir.")
+    if not isinstance(name, DatasetSource) and name not in DOWNLOADABLE:
+        raise DataError(
+            f"Unknown dataset {name!r}; digitnet knows embedded, {', '.join(DOWNLOADABLE)}, "
+            "or a folder given with --data-dir."
+        )
+    from digitnet.data import download
+
+    try:
+        found = download.locate(
+            name, cache=cache_dir, offline=offline, timeout=timeout, progress=progress
+        )
+    except DataError as exc:
+        source = download.get_source(name)
+        if source.fallback != "embedded":
+            raise
+        message = (
+            f"{exc.message.rstrip('.')}; training on the embedded 10,000 MNIST digits instead "
+            "(dataset: embedded)."
+        )
+        if on_warning is not None:
+            on_warning(message)
+        else:
+            warnings.warn(message, DataFallbackWarning, stacklevel=2)
+        return load_embedded(dtype)
+    return _from_found(found, dtype)
+
+
+def _from_found(found: Any, dtype: Any) -> Dataset:
+    """A Dataset out of :class:`digitnet.data.download.Found`: its verified IDX bytes."""
+    arrays = {}
+    for fs in found.source.files:
+        where = str(found.folder / fs.filename)
+        arrays[fs.role] = idx.parse(found.data[fs.role], where)
+        if fs.shape is not None and arrays[fs.role].shape != fs.shape:
+            raise DataError(
+                f"{where}: holds an array of shape {arrays[fs.role].shape}; {found.source.title} "
+                f"has {fs.shape}."
+            )
+    X_train, y_train = _to_arrays(
+        arrays["train-images"], arrays["train-labels"], f"{found.where} (training files)", dtype
+    )
+    X_test, y_test = _to_arrays(
+        arrays["test-images"], arrays["test-labels"], f"{found.where} (test files)", dtype
+    )
+    return Dataset(
+        found.source.name,
+        found.where,
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        classes=list(found.source.classes),
+    )

@@ -26,6 +26,8 @@ from digitnet.optim import Optimizer, Schedule, get_optimizer
 #: one dict per epoch: epoch, loss, accuracy, val_loss, val_accuracy, seconds, lr
 History = list[dict[str, Any]]
 Callback = Callable[[dict[str, Any]], Any]
+#: ``augment(rows, rng, out=...)``: distorted copies of a batch's rows (see data.augment)
+Augment = Callable[..., np.ndarray]
 
 
 def fit(
@@ -42,6 +44,7 @@ def fit(
     seed: int | None = None,
     rng: np.random.Generator | None = None,
     callbacks: Iterable[Callback] = (),
+    augment: Augment | None = None,
     **optimizer_kwargs: Any,
 ) -> History:
     """Train ``net`` on ``X`` (``(784, m)``, one example per column) and labels ``y`` (``(m,)``).
@@ -52,6 +55,9 @@ def fit(
     history: ``epoch``, ``loss`` and ``accuracy`` (running means over the epoch's batches, with
     dropout on), ``val_loss`` and ``val_accuracy`` (on ``validation_data``, at inference; ``None``
     without it), ``seconds``, ``lr``.
+
+    ``augment``, when given, distorts every batch afresh after it is gathered (for example a
+    :class:`digitnet.data.augment.Augmenter`), from its own random stream.
 
     Raises :class:`~digitnet.errors.DivergenceError` as soon as the cost is NaN or infinite.
     """
@@ -84,7 +90,8 @@ def fit(
     bs = m if batch_size is None or batch_size >= m else int(batch_size)
     if bs < 1:
         raise ShapeError(f"batch_size must be a positive integer or None; got {batch_size}.")
-    full_batch = bs == m
+    full_batch = bs == m and augment is None  # augmenting needs a gathered copy to distort
+    aug_rng = rng.spawn(1)[0] if augment is not None else None
     # Held once as rows (m, 784), C-ordered: free when X is the transpose of such an array.
     XT = np.ascontiguousarray(X.T, dtype=net.dtype)
     n_batches = math.ceil(m / bs)
@@ -96,7 +103,7 @@ def fit(
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
-            order = None if full_batch else rng.permutation(m)
+            order = None if full_batch else rng.permutation(m) if bs < m else np.arange(m)
             loss_sum, correct = 0.0, 0
             for k in range(n_batches):
                 opt.alpha = base_alpha * schedule.factor(epoch - 1 + (k + 0.5) / n_batches, epochs)
@@ -109,6 +116,8 @@ def fit(
                     if rows is None:
                         rows = batch_rows[n] = np.empty((n, XT.shape[1]), dtype=net.dtype)
                     np.take(XT, idx, axis=0, out=rows)
+                    if augment is not None:
+                        augment(rows, aug_rng, out=rows)
                     A0, yb = rows.T, y[idx]  # A⁰ = X for this batch, (784, n)
                 n = yb.shape[0]
                 Yb = Y_bufs.get(n)

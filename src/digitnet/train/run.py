@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from digitnet.data.augment import get_augmenter
 from digitnet.data.datasets import Dataset
 from digitnet.errors import ConfigError
 from digitnet.network import Network, parse_spec
@@ -74,6 +75,7 @@ def run(config: TrainConfig, data: Dataset, callbacks: list[Callback] | None = N
         validation_data=val,
         rng=order_rng,
         callbacks=callbacks or (),
+        augment=None if config.augment == "none" else get_augmenter(config.augment),
     )
     train_seconds = time.perf_counter() - t0
     net.release()

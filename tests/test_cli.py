@@ -71,6 +71,21 @@ def test_train_writes_metrics_contract(tmp_path):
     for h in m["history"]:
         assert set(h) >= {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"}
     assert m["test_accuracy"] > 0.85  # three epochs of a small network on real digits
+    from digitnet.modelfile import load_model
+
+    net, doc = load_model(out / "model.safetensors")
+    assert doc["metrics"]["test_accuracy"] == m["test_accuracy"] and doc["seed"] == 1
+    assert [layer["kind"] for layer in doc["architecture"]] == [
+        "dense",
+        "relu",
+        "dropout",
+        "dense",
+        "softmax",
+    ]
+    from digitnet.data.datasets import load_embedded
+
+    data = load_embedded()
+    assert net.evaluate(data.X_test, data.y_test)[1] == m["test_accuracy"]
     assert r.stderr == ""  # no warnings
 
 
@@ -152,3 +167,23 @@ def test_gradcheck_command():
     assert len(rows) == 4  # W1, b1, W2, b2
     for row in rows:
         assert float(row.split()[-2]) < 1e-6
+
+
+def test_train_with_augmentation_and_input_dropout(tmp_path):
+    r = run_cli(
+        "train",
+        "--layers",
+        "784-32-10",
+        "--epochs",
+        "2",
+        "--augment",
+        "both",
+        "--input-dropout",
+        "0.1",
+        "--out",
+        str(tmp_path),
+    )
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["config"]["augment"] == "both" and m["config"]["input_dropout"] == 0.1
+    assert m["test_accuracy"] > 0.6  # two epochs on distorted digits: it learns

@@ -155,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--dropout", type=_fraction, metavar="P", help="dropout probability after each hidden layer"
     )
+    train.add_argument(
+        "--input-dropout", type=_fraction, metavar="P", help="dropout probability on the pixels"
+    )
+    train.add_argument(
+        "--augment",
+        choices=["none", "affine", "elastic", "both"],
+        help="distort each training batch afresh: random shift, rotation, scale and shear "
+        "(affine), smooth elastic warps (Simard et al. 2003), or both",
+    )
     train.add_argument("--weight-decay", type=float, metavar="λ", help="L2 weight decay")
     train.add_argument(
         "--label-smoothing", type=_fraction, metavar="ε", help="label smoothing for cross-entropy"
@@ -192,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="never use the network: only --data-dir, the cache and system packages",
     )
-    train.add_argument("--out", metavar="DIR", help="write metrics.json into this folder")
+    train.add_argument(
+        "--out", metavar="DIR", help="write model.safetensors and metrics.json into this folder"
+    )
     train.set_defaults(handler=cmd_train)
 
     data = sub.add_parser(
@@ -281,6 +292,8 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         "epochs": "epochs",
         "seed": "seed",
         "dropout": "dropout",
+        "input_dropout": "input_dropout",
+        "augment": "augment",
         "weight_decay": "weight_decay",
         "label_smoothing": "label_smoothing",
         "schedule": "schedule",
@@ -317,6 +330,7 @@ def _fmt_epoch(record: dict[str, Any], epochs: int) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from digitnet.data.datasets import load_dataset
     from digitnet.data.idx import write_atomic
+    from digitnet.modelfile import save_model
     from digitnet.train.run import run
 
     config = _config_from_args(args)
@@ -337,7 +351,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"batch {batch}, {config.epochs} epochs"
     )
     print(
-        f"data: {data.name}: {data.n_train:,} training digits, {data.n_test:,} test digits "
+        f"data: {data.name}: {data.n_train:,} training images, {data.n_test:,} test images "
         f"({data.source})"
     )
     epochs = config.epochs
@@ -350,13 +364,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = run(config, data, callbacks=[report])
     m = result.metrics
     print(
-        f"test accuracy {100 * m['test_accuracy']:.2f}% on {m['n_test']:,} test digits "
+        f"test accuracy {100 * m['test_accuracy']:.2f}% on {m['n_test']:,} test images "
         f"(train {100 * m['train_accuracy']:.2f}%, {m['seconds']:.1f} s)"
     )
     if out_dir is not None:
+        summary = {k: v for k, v in m.items() if k not in ("config", "history")}
+        save_model(
+            out_dir / "model.safetensors",
+            result.network,
+            metadata={
+                "dataset": data.describe(),
+                "metrics": summary,
+                "config": m["config"],
+                "seed": config.seed,
+            },
+        )
         m = {"digitnet_version": __version__, **m}
         write_atomic(out_dir / "metrics.json", (json.dumps(m, indent=2) + "\n").encode())
-        print(f"wrote {out_dir / 'metrics.json'}")
+        print(f"wrote {out_dir / 'model.safetensors'} and {out_dir / 'metrics.json'}")
     return 0
 
 

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# One BLAS thread for the tests: they check results, not speed (bench/ measures speed), and on a
+# shared 2-core machine a busy neighbour slows 2-thread OpenBLAS several times over, which would
+# make the suite's duration depend on the neighbours. Set before NumPy is first imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from pathlib import Path
 
 import numpy as np

@@ -14,12 +14,15 @@ TARGETS = {
     "tutorial": (0.78, 0.90),
     "seed-16-16": (0.91, 1.0),
     "sigmoid-mse": (0.90, 1.0),
-    "default": (0.97, 1.0),
+    "default": (0.98, 1.0),
 }
+# `best` trains for several minutes: bench/bench_presets.py measures it (three seeds), not the
+# test suite, which must stay well under 15 minutes.
+MEASURED_BY_BENCH = {"best"}
 
 
 def test_every_preset_has_a_target():
-    assert set(TARGETS) == set(PRESETS)
+    assert set(TARGETS) | MEASURED_BY_BENCH == set(PRESETS)
 
 
 def test_tutorial_is_the_seeds_recipe():

@@ -5,4 +5,4 @@ Kept in step with the registries (``ACTIVATIONS``, ``OPTIMIZERS``, ``PRESETS``) 
 
 ACTIVATION_NAMES = ["relu", "leaky_relu", "sigmoid", "tanh", "arctan", "identity"]
 OPTIMIZER_NAMES = ["gd", "sgd", "momentum", "nesterov", "adam"]
-PRESET_NAMES = ["default", "tutorial", "seed-16-16", "sigmoid-mse"]
+PRESET_NAMES = ["default", "best", "tutorial", "seed-16-16", "sigmoid-mse"]

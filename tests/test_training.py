@@ -176,3 +176,19 @@ def test_inference_is_thread_safe(rng):
     for t in threads:
         t.join()
     assert errors == []
+
+
+@pytest.mark.parametrize("batch_size", [32, None])
+def test_training_on_a_sample_equals_training_on_its_copy(rng, batch_size):
+    """fit(..., sample=idx) trains on columns idx without copying them, and means exactly that."""
+    X, y = _toy(rng, m=300)
+    idx = np.sort(rng.choice(300, size=200, replace=False))
+    a = Network.from_spec("784-16-10", seed=3)
+    b = Network.from_spec("784-16-10", seed=3)
+    ha = a.fit(X, y, sample=idx, epochs=2, batch_size=batch_size, seed=5)
+    hb = b.fit(np.ascontiguousarray(X.T[idx]).T, y[idx], epochs=2, batch_size=batch_size, seed=5)
+    assert [h["loss"] for h in ha] == [h["loss"] for h in hb]
+    for (_, p, _), (_, q, _) in zip(a.parameters(), b.parameters(), strict=True):
+        assert np.array_equal(p, q)
+    with pytest.raises(ShapeError, match="column indices"):
+        a.fit(X, y, sample=np.array([0, 300]), epochs=1)

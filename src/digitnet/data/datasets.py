@@ -62,21 +62,30 @@ class Dataset:
     def n_test(self) -> int:
         return int(self.X_test.shape[1])
 
+    def validation_indices(
+        self, fraction: float, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted column indices ``(train, val)``: a random ``fraction`` of examples held out.
+
+        Training on indices (``fit(..., sample=train)``) needs no copy of the training set.
+        """
+        if not 0.0 <= fraction < 1.0:
+            raise DataError(f"The validation fraction must be in [0, 1); got {fraction!r}.")
+        m = self.n_train
+        order = rng.permutation(m)
+        n_val = round(m * fraction)
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+
     def split_validation(
         self, fraction: float, rng: np.random.Generator
     ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
         """``(X, y)`` to train on and ``(X_val, y_val)`` held out: a random ``fraction``.
 
-        Both keep the rows-in-memory layout (one copy each, made once before training).
+        Both are copies in the rows-in-memory layout; :meth:`validation_indices` avoids them.
         """
-        if not 0.0 <= fraction < 1.0:
-            raise DataError(f"The validation fraction must be in [0, 1); got {fraction!r}.")
-        m = self.n_train
-        n_val = round(m * fraction)
-        if n_val == 0:
+        train, val = self.validation_indices(fraction, rng)
+        if val.size == 0:
             return (self.X_train, self.y_train), None
-        order = rng.permutation(m)
-        val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
         rows = self.X_train.T
         return (rows[train].T, self.y_train[train]), (rows[val].T, self.y_train[val])
 

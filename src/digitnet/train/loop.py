@@ -45,6 +45,7 @@ def fit(
     rng: np.random.Generator | None = None,
     callbacks: Iterable[Callback] = (),
     augment: Augment | None = None,
+    sample: np.ndarray | None = None,
     **optimizer_kwargs: Any,
 ) -> History:
     """Train ``net`` on ``X`` (``(784, m)``, one example per column) and labels ``y`` (``(m,)``).
@@ -55,6 +56,9 @@ def fit(
     history: ``epoch``, ``loss`` and ``accuracy`` (running means over the epoch's batches, with
     dropout on), ``val_loss`` and ``val_accuracy`` (on ``validation_data``, at inference; ``None``
     without it), ``seconds``, ``lr``.
+
+    ``sample``, when given, holds the indices of the columns of ``X`` to train on (for example
+    all but a validation set): batches are gathered from them, with no copy of the subset.
 
     ``augment``, when given, distorts every batch afresh after it is gathered (for example a
     :class:`digitnet.data.augment.Augmenter`), from its own random stream.
@@ -68,15 +72,22 @@ def fit(
             f"X must have shape ({net.n_inputs}, m), one example per column; got {X.shape}.",
             "for images as rows (m, 784), pass X.T",
         )
-    m = X.shape[1]
-    if y.shape != (m,):
-        raise ShapeError(f"y must hold one label per column of X, shape ({m},); got {y.shape}.")
+    if y.shape != (X.shape[1],):
+        raise ShapeError(
+            f"y must hold one label per column of X, shape ({X.shape[1]},); got {y.shape}."
+        )
+    if sample is not None:
+        sample = np.asarray(sample, dtype=np.intp)
+        if sample.ndim != 1 or (sample.size and not 0 <= sample.min() <= sample.max() < y.size):
+            raise ShapeError(f"sample must hold column indices of X in [0, {y.size}).")
+    m = X.shape[1] if sample is None else sample.size
     if m == 0:
         raise ShapeError("There are no training examples (X has 0 columns).")
-    if y.min() < 0 or y.max() >= net.n_outputs:
+    labels = y if sample is None else y[sample]
+    if labels.min() < 0 or labels.max() >= net.n_outputs:
         raise ShapeError(
             f"Labels must be integers in [0, {net.n_outputs - 1}]; "
-            f"got values from {y.min()} to {y.max()}."
+            f"got values from {labels.min()} to {labels.max()}."
         )
     if epochs < 0:
         raise ShapeError(f"epochs must be >= 0; got {epochs}.")
@@ -94,6 +105,9 @@ def fit(
     aug_rng = rng.spawn(1)[0] if augment is not None else None
     # Held once as rows (m, 784), C-ordered: free when X is the transpose of such an array.
     XT = np.ascontiguousarray(X.T, dtype=net.dtype)
+    if full_batch and sample is not None:  # one step on the subset each epoch: gather it once
+        XT, y, sample = XT[sample], y[sample], None
+    pool = np.arange(m) if sample is None else sample  # the columns an epoch visits
     n_batches = math.ceil(m / bs)
     parameters = net.parameters()
     history: History = []
@@ -103,7 +117,7 @@ def fit(
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
-            order = None if full_batch else rng.permutation(m) if bs < m else np.arange(m)
+            order = None if full_batch else pool[rng.permutation(m)] if bs < m else pool
             loss_sum, correct = 0.0, 0
             for k in range(n_batches):
                 opt.alpha = base_alpha * schedule.factor(epoch - 1 + (k + 0.5) / n_batches, epochs)

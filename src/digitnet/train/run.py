@@ -45,6 +45,16 @@ def build_network(config: TrainConfig, rng: np.random.Generator) -> Network:
     )
 
 
+def _evaluate_subset(net: Network, data: Dataset, idx: np.ndarray) -> tuple[float, float]:
+    """``(cost, accuracy)`` on the training columns ``idx``, gathered a chunk at a time."""
+    rows, total, correct = data.X_train.T, 0.0, 0.0
+    for chunk in np.array_split(idx, max(1, idx.size // 8192)):
+        cost, acc = net.evaluate(rows[chunk].T, data.y_train[chunk])
+        total += cost * chunk.size
+        correct += acc * chunk.size
+    return total / idx.size, correct / idx.size
+
+
 def run(config: TrainConfig, data: Dataset, callbacks: list[Callback] | None = None) -> RunResult:
     """Train a network as ``config`` says on ``data`` and measure it on the test set."""
     sizes = parse_spec(config.layers)
@@ -59,12 +69,15 @@ def run(config: TrainConfig, data: Dataset, callbacks: list[Callback] | None = N
     t0 = time.perf_counter()
     # Independent streams from one seed: the split, the initial weights and dropout, the order.
     split_rng, net_rng, order_rng = np.random.default_rng(config.seed).spawn(3)
-    (X, y), val = data.split_validation(config.validation_fraction, split_rng)
+    train_idx, val_idx = data.validation_indices(config.validation_fraction, split_rng)
+    rows = data.X_train.T
+    val = (rows[val_idx].T, data.y_train[val_idx]) if val_idx.size else None
     net = build_network(config, net_rng)
     history = fit(
         net,
-        X,
-        y,
+        data.X_train,
+        data.y_train,
+        sample=train_idx,
         epochs=config.epochs,
         batch_size=config.batch_size,
         optimizer=config.optimizer,
@@ -79,7 +92,7 @@ def run(config: TrainConfig, data: Dataset, callbacks: list[Callback] | None = N
     )
     train_seconds = time.perf_counter() - t0
     net.release()
-    train_loss, train_accuracy = net.evaluate(X, y)
+    train_loss, train_accuracy = _evaluate_subset(net, data, train_idx)
     test_loss, test_accuracy = net.evaluate(data.X_test, data.y_test)
     metrics = {
         "test_accuracy": test_accuracy,
@@ -89,7 +102,7 @@ def run(config: TrainConfig, data: Dataset, callbacks: list[Callback] | None = N
         "val_accuracy": history[-1]["val_accuracy"] if history else None,
         "dataset": data.name,
         "data_source": data.source,
-        "n_train": int(X.shape[1]),
+        "n_train": int(train_idx.size),
         "n_validation": 0 if val is None else int(val[0].shape[1]),
         "n_test": data.n_test,
         "n_parameters": net.n_parameters,

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from digitnet import cli
+from digitnet.commands import train as train_cmd
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -107,16 +108,16 @@ def test_train_from_data_dir(mnist10k_dir, tmp_path):
 
 def test_gd_means_full_batch(capsys):
     args = cli.build_parser().parse_args(["train", "--optimizer", "gd"])
-    assert cli._config_from_args(args).batch_size is None
+    assert train_cmd._config_from_args(args).batch_size is None
     args = cli.build_parser().parse_args(["train", "--optimizer", "gd", "--batch-size", "64"])
-    assert cli._config_from_args(args).batch_size == 64
+    assert train_cmd._config_from_args(args).batch_size == 64
     args = cli.build_parser().parse_args(["train", "--batch-size", "full"])
-    assert cli._config_from_args(args).batch_size is None
+    assert train_cmd._config_from_args(args).batch_size is None
 
 
 def test_loss_switch_picks_matching_output():
     args = cli.build_parser().parse_args(["train", "--preset", "sigmoid-mse", "--loss", "ce"])
-    config = cli._config_from_args(args)
+    config = train_cmd._config_from_args(args)
     assert config.loss == "ce" and config.output is None
 
 

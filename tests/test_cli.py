@@ -12,12 +12,13 @@ from digitnet import cli
 from digitnet.commands import train as train_cmd
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 300, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "digitnet", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        cwd=cwd,  # train without --out makes runs/DATE-TIME in the current folder
     )
 
 
@@ -121,7 +122,7 @@ def test_loss_switch_picks_matching_output():
     assert config.loss == "ce" and config.output is None
 
 
-def test_divergence_is_one_clear_message():
+def test_divergence_is_one_clear_message(tmp_path):
     r = run_cli(
         "train",
         "--layers",
@@ -134,6 +135,7 @@ def test_divergence_is_one_clear_message():
         "2",
         "--activation",
         "identity",
+        cwd=tmp_path,
     )
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
@@ -154,8 +156,8 @@ def test_divergence_is_one_clear_message():
         (["train", "--preset", "nope"], 2, "invalid choice"),
     ],
 )
-def test_bad_input_gets_one_line(args, status, text):
-    r = run_cli(*args)
+def test_bad_input_gets_one_line(args, status, text, tmp_path):
+    r = run_cli(*args, cwd=tmp_path)
     assert r.returncode == status
     assert text in r.stderr
     assert "Traceback" not in r.stderr

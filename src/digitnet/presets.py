@@ -47,8 +47,12 @@ class TrainConfig:
     label_smoothing: float = 0.0
     epochs: int = 10
     batch_size: int | None = 128  # None: the whole training set (full-batch gradient descent)
-    schedule: str = "constant"
+    schedule: str = "constant"  # constant, step, cosine (digitnet.optim.Schedule)
     warmup_epochs: float = 0.0
+    step_epochs: float = 10.0  # step: the learning rate is multiplied by gamma every step_epochs
+    gamma: float = 0.1
+    min_factor: float = 0.0  # cosine: the lowest learning rate, as a fraction of the first
+    early_stopping: int | None = None  # patience in epochs on the validation loss; None: off
     augment: str = "none"  # none, affine, elastic, both (digitnet.data.augment)
     validation_fraction: float = 0.05
     seed: int = 0

@@ -95,6 +95,7 @@ class Dataset:
             "source": self.source,
             "n_train": self.n_train,
             "n_test": self.n_test,
+            "classes": list(self.classes),
         }
 
 

@@ -9,10 +9,18 @@ network sees exactly that. But gathering random columns of a C-ordered (784, m) 
 every cache line of it; so the loop holds ``Xᵀ`` (m, 784) with each example contiguous, gathers a
 batch's rows into a reused buffer, and hands the network the buffer's transpose: a (784, batch)
 view, no copy, which BLAS reads as a transposed operand for free.
+
+The loop's whole state is explicit, in a :class:`Trainer`: the network's parameters, the
+optimiser's slots and step count, the epoch and the next batch of it, the epoch's order, the
+running sums, the history, and the state of every random generator (the order, the augmentation,
+the dropout masks). :meth:`Trainer.state` returns it and :meth:`Trainer.restore` puts it back, so
+a run stopped after any mini-batch (``should_stop``) and resumed from that state ends with the
+same weights and history, bit for bit, as a run that was never stopped.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -20,14 +28,524 @@ from typing import Any
 
 import numpy as np
 
-from digitnet.errors import DivergenceError, ShapeError
+from digitnet.errors import ConfigError, DivergenceError, ShapeError
+from digitnet.layers import Dropout
 from digitnet.optim import Optimizer, Schedule, get_optimizer
 
 #: one dict per epoch: epoch, loss, accuracy, val_loss, val_accuracy, seconds, lr
 History = list[dict[str, Any]]
 Callback = Callable[[dict[str, Any]], Any]
+#: ``on_batch(k, n_batches, batch_loss)`` after the k-th mini-batch (1-based) of an epoch
+BatchCallback = Callable[[int, int, float], Any]
 #: ``augment(rows, rng, out=...)``: distorted copies of a batch's rows (see data.augment)
 Augment = Callable[..., np.ndarray]
+
+#: the version of the dictionary :meth:`Trainer.state` returns
+STATE_VERSION = 1
+
+
+def dropout_generators(net: Any) -> list[np.random.Generator]:
+    """The distinct random generators of the network's dropout layers, in layer order.
+
+    :meth:`Network.from_spec` gives all its dropout layers one shared generator; a network built
+    by hand may give each its own.
+    """
+    gens: list[np.random.Generator] = []
+    for layer in getattr(net, "layers", ()):
+        if isinstance(layer, Dropout) and not any(layer.rng is g for g in gens):
+            gens.append(layer.rng)
+    return gens
+
+
+def _set_rng_state(gen: np.random.Generator, state: Any, what: str) -> None:
+    kind = type(gen.bit_generator).__name__
+    if not isinstance(state, dict) or state.get("bit_generator") != kind:
+        got = state.get("bit_generator") if isinstance(state, dict) else state
+        raise ConfigError(f"The saved state of the {what} generator is for {got!r}, not {kind}.")
+    try:
+        gen.bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ConfigError(f"The saved state of the {what} generator is invalid ({exc}).") from None
+
+
+class Trainer:
+    """Mini-batch training of ``net`` with every piece of its state in the open.
+
+    Takes the arguments of :func:`fit` (which is ``Trainer(...).train()``), plus:
+
+    - ``on_batch``: callables ``on_batch(k, n_batches, batch_loss)`` after each mini-batch (``k``
+      counts from 1 within the epoch): for progress bars.
+    - ``should_stop``: a callable asked after each mini-batch; when it returns true, :meth:`train`
+      returns at once, with the state intact (the epoch is finished first when that batch was
+      its last). Calling :meth:`train` again, or :meth:`restore` on a new trainer and then
+      :meth:`train`, carries on exactly where it stopped.
+    - ``early_stopping``: a patience in epochs. Training ends when the validation loss has not
+      improved for that many epochs; :meth:`restore_best` (which :func:`fit` calls) puts back
+      the weights of the epoch with the lowest validation loss. Needs ``validation_data``.
+
+    The attributes :attr:`epochs_done`, :attr:`k` (mini-batches done in the current epoch),
+    :attr:`n_batches` and :attr:`history` say where training is.
+    """
+
+    def __init__(
+        self,
+        net: Any,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        epochs: int = 10,
+        batch_size: int | None = 128,
+        optimizer: str | Optimizer = "adam",
+        learning_rate: float = 1e-3,
+        schedule: Schedule | None = None,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+        callbacks: Iterable[Callback] = (),
+        augment: Augment | None = None,
+        sample: np.ndarray | None = None,
+        on_batch: Iterable[BatchCallback] = (),
+        should_stop: Callable[[], bool] | None = None,
+        early_stopping: int | None = None,
+        **optimizer_kwargs: Any,
+    ) -> None:
+        X = np.asarray(X)
+        y = np.asarray(y)
+        if X.ndim != 2 or X.shape[0] != net.n_inputs:
+            raise ShapeError(
+                f"X must have shape ({net.n_inputs}, m), one example per column; got {X.shape}.",
+                "for images as rows (m, 784), pass X.T",
+            )
+        if y.shape != (X.shape[1],):
+            raise ShapeError(
+                f"y must hold one label per column of X, shape ({X.shape[1]},); got {y.shape}."
+            )
+        if sample is not None:
+            sample = np.asarray(sample, dtype=np.intp)
+            if sample.ndim != 1 or (sample.size and not 0 <= sample.min() <= sample.max() < y.size):
+                raise ShapeError(f"sample must hold column indices of X in [0, {y.size}).")
+        m = X.shape[1] if sample is None else sample.size
+        if m == 0:
+            raise ShapeError("There are no training examples (X has 0 columns).")
+        labels = y if sample is None else y[sample]
+        if labels.min() < 0 or labels.max() >= net.n_outputs:
+            raise ShapeError(
+                f"Labels must be integers in [0, {net.n_outputs - 1}]; "
+                f"got values from {labels.min()} to {labels.max()}."
+            )
+        if epochs < 0:
+            raise ShapeError(f"epochs must be >= 0; got {epochs}.")
+        if early_stopping is not None:
+            if (
+                isinstance(early_stopping, bool)
+                or int(early_stopping) != early_stopping
+                or (early_stopping < 1)
+            ):
+                raise ConfigError(
+                    f"early_stopping is a patience in epochs, a positive integer; "
+                    f"got {early_stopping!r}."
+                )
+            if validation_data is None:
+                raise ConfigError(
+                    "Early stopping watches the validation loss, but there is no validation set.",
+                    "hold out a validation set (a validation fraction above 0)",
+                )
+            early_stopping = int(early_stopping)
+        self.net = net
+        self.epochs = int(epochs)
+        self.validation_data = validation_data
+        self.callbacks = list(callbacks)
+        self.on_batch = list(on_batch)
+        self.should_stop = should_stop
+        self.early_stopping = early_stopping
+        self.augment = augment
+        self.rng = rng if rng is not None else np.random.default_rng(seed)
+        self.opt = get_optimizer(optimizer, learning_rate, **optimizer_kwargs)
+        self.base_alpha = self.opt.alpha
+        self.schedule = schedule or Schedule()
+
+        self.m = m
+        self.batch_size = m if batch_size is None or batch_size >= m else int(batch_size)
+        if self.batch_size < 1:
+            raise ShapeError(f"batch_size must be a positive integer or None; got {batch_size}.")
+        bs = self.batch_size
+        # augmenting needs a gathered copy to distort
+        self.full_batch = bs == m and augment is None
+        self.aug_rng = self.rng.spawn(1)[0] if augment is not None else None
+        self.dropout_rngs = dropout_generators(net)
+        y = y.astype(np.intp, copy=False)
+        # Held once as rows (m, 784), C-ordered: free when X is the transpose of such an array.
+        XT = np.ascontiguousarray(X.T, dtype=net.dtype)
+        if self.full_batch and sample is not None:  # one step on the subset: gather it once
+            XT, y, sample = XT[sample], y[sample], None
+        self.XT, self.y = XT, y
+        self.pool = np.arange(m) if sample is None else sample  # the columns an epoch visits
+        self.n_batches = math.ceil(m / bs)
+        self.parameters = net.parameters()
+        self._batch_rows: dict[int, np.ndarray] = {}
+        self._Y_bufs: dict[int, np.ndarray] = {}
+
+        # where training is
+        self.epochs_done = 0
+        self.k = 0  # mini-batches done in the current epoch (0: the epoch has not started)
+        self.order: np.ndarray | None = None  # the current epoch's order of columns
+        self.loss_sum = 0.0
+        self.correct = 0
+        self.elapsed = 0.0  # seconds spent on the current epoch's batches so far
+        self.history: History = []
+        # early stopping
+        self.best_val_loss: float | None = None
+        self.best_epoch: int | None = None
+        self.bad_epochs = 0
+        self.stopped_early = False
+        self.best_parameters: dict[str, np.ndarray] | None = None
+
+    # -- progress ----------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        """True when every epoch is done or early stopping has ended training."""
+        return self.stopped_early or (self.k == 0 and self.epochs_done >= self.epochs)
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of training so far, over all epochs (and all sessions of a resumed run)."""
+        return sum(h["seconds"] for h in self.history) + self.elapsed
+
+    # -- the loop ----------------------------------------------------------------------------
+    def train(self) -> History:
+        """Train until every epoch is done, early stopping ends it, or ``should_stop()`` says so.
+
+        Returns the history (one record per finished epoch, as :func:`fit` describes).
+        Raises :class:`~digitnet.errors.DivergenceError` as soon as the cost is NaN or infinite.
+        """
+        if self.k == 0 and self.epochs_done > self.epochs:
+            raise ConfigError(
+                f"{self.epochs_done} epochs are done already, more than the {self.epochs} asked."
+            )
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            while not self.finished:
+                if self._run_batches():
+                    return self.history
+                self._end_epoch()
+                if self.should_stop is not None and self.should_stop():
+                    break
+        return self.history
+
+    def _run_batches(self) -> bool:
+        """The rest of the current epoch's mini-batches; True when stopped part-way."""
+        if self.k == 0:
+            if self.full_batch:
+                self.order = None  # one step on all the examples, as they are
+            elif self.batch_size < self.m:
+                self.order = self.pool[self.rng.permutation(self.m)]  # a fresh order each epoch
+            else:
+                self.order = self.pool  # one batch (to augment): no order to draw
+            self.loss_sum, self.correct, self.elapsed = 0.0, 0, 0.0
+        t0 = time.perf_counter()
+        try:
+            n_batches = self.n_batches
+            while self.k < n_batches:
+                batch_loss = self._step(self.k)
+                self.k += 1
+                for cb in self.on_batch:
+                    cb(self.k, n_batches, batch_loss)
+                if self.k < n_batches and self.should_stop is not None and self.should_stop():
+                    return True
+        finally:
+            self.elapsed += time.perf_counter() - t0
+        return False
+
+    def _step(self, k: int) -> float:
+        """Mini-batch ``k`` of the current epoch: forward, backward, one optimiser step."""
+        net, opt, epoch = self.net, self.opt, self.epochs_done + 1
+        n_batches, bs = self.n_batches, self.batch_size
+        opt.alpha = self.base_alpha * self.schedule.factor(
+            epoch - 1 + (k + 0.5) / n_batches, self.epochs
+        )
+        if self.full_batch:
+            A0, yb = self.XT.T, self.y
+        else:
+            idx = self.order[k * bs : (k + 1) * bs]
+            n = idx.shape[0]
+            rows = self._batch_rows.get(n)
+            if rows is None:
+                rows = self._batch_rows[n] = np.empty((n, self.XT.shape[1]), dtype=net.dtype)
+            np.take(self.XT, idx, axis=0, out=rows)
+            if self.augment is not None:
+                self.augment(rows, self.aug_rng, out=rows)
+            A0, yb = rows.T, self.y[idx]  # A⁰ = X for this batch, (784, n)
+        n = yb.shape[0]
+        Yb = self._Y_bufs.get(n)
+        if Yb is None:
+            Yb = self._Y_bufs[n] = np.empty((net.n_outputs, n), dtype=net.dtype)
+        Y = net.targets(yb, out=Yb)
+        A = net.forward(A0, training=True)
+        batch_loss = net.cost_value(A, Y, net.log_output())
+        if not math.isfinite(batch_loss):
+            raise DivergenceError(
+                f"The cost became {batch_loss} at epoch {epoch}, batch {k + 1}: training "
+                f"diverged with learning rate {self.base_alpha:g}.",
+                f"try a smaller learning rate, such as {self.base_alpha / 10:g}",
+            )
+        self.loss_sum += batch_loss * n
+        self.correct += int(np.count_nonzero(A.argmax(axis=0) == yb))
+        net.backward(A, Y)
+        opt.step(self.parameters)
+        return batch_loss
+
+    def _end_epoch(self) -> None:
+        m = self.m
+        record: dict[str, Any] = {
+            "epoch": self.epochs_done + 1,
+            "loss": self.loss_sum / m,
+            "accuracy": self.correct / m,
+            "val_loss": None,
+            "val_accuracy": None,
+            "seconds": self.elapsed,
+            "lr": self.opt.alpha,
+        }
+        if self.validation_data is not None:
+            record["val_loss"], record["val_accuracy"] = self.net.evaluate(*self.validation_data)
+        self.history.append(record)
+        self.epochs_done += 1
+        self.k, self.order = 0, None
+        self.loss_sum, self.correct, self.elapsed = 0.0, 0, 0.0
+        if self.early_stopping is not None:
+            self._watch(record)
+        for cb in self.callbacks:
+            cb(record)
+
+    def _watch(self, record: dict[str, Any]) -> None:
+        """Early stopping's bookkeeping after an epoch: the best epoch and its weights."""
+        val_loss = record["val_loss"]
+        if self.best_val_loss is None or val_loss < self.best_val_loss:
+            self.best_val_loss, self.best_epoch, self.bad_epochs = val_loss, record["epoch"], 0
+            if self.best_parameters is None:
+                self.best_parameters = {name: p.copy() for name, p, _ in self.parameters}
+            else:
+                for name, p, _ in self.parameters:
+                    np.copyto(self.best_parameters[name], p)
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs >= self.early_stopping:
+                self.stopped_early = True
+
+    def restore_best(self) -> bool:
+        """Put back the weights of the epoch with the lowest validation loss (early stopping).
+
+        Returns True when it did (early stopping on, at least one epoch done).
+        """
+        if self.best_parameters is None:
+            return False
+        for name, p, _ in self.parameters:
+            np.copyto(p, self.best_parameters[name])
+        return True
+
+    # -- state -------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything needed to carry on exactly from here, as plain values and arrays.
+
+        Arrays are copies: ``parameters`` (``W1``, ``b1``, ...), ``optimizer["slots"]``
+        (per parameter, per slot), ``order`` (the current epoch's column order, only when it
+        is part-way: ``k > 0``) and ``early_stopping["best_parameters"]``. Everything else is
+        JSON: counters, running sums, the history, and the random generators' states
+        (``bit_generator.state`` dicts).
+        """
+        opt = self.opt
+        return {
+            "version": STATE_VERSION,
+            "epochs": self.epochs,
+            "epochs_done": self.epochs_done,
+            "k": self.k,
+            "n_batches": self.n_batches,
+            "batch_size": self.batch_size,
+            "m": self.m,
+            "loss_sum": float(self.loss_sum),
+            "correct": int(self.correct),
+            "elapsed": float(self.elapsed),
+            "history": copy.deepcopy(self.history),
+            "order": None if self.k == 0 or self.order is None else self.order.copy(),
+            "rng": {
+                "order": self.rng.bit_generator.state,
+                "augment": None if self.aug_rng is None else self.aug_rng.bit_generator.state,
+                "dropout": [g.bit_generator.state for g in self.dropout_rngs],
+            },
+            "optimizer": {
+                "kind": opt.kind,
+                "config": opt.config(),
+                "base_alpha": self.base_alpha,
+                "t": int(opt.t),
+                "slots": {
+                    name: {slot: arr.copy() for slot, arr in slots.items()}
+                    for name, slots in opt.state.items()
+                },
+            },
+            "parameters": {name: p.copy() for name, p, _ in self.parameters},
+            "early_stopping": {
+                "patience": self.early_stopping,
+                "best_val_loss": self.best_val_loss,
+                "best_epoch": self.best_epoch,
+                "bad_epochs": self.bad_epochs,
+                "stopped_early": self.stopped_early,
+                "best_parameters": (
+                    None
+                    if self.best_parameters is None
+                    else {name: p.copy() for name, p in self.best_parameters.items()}
+                ),
+            },
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Carry on from ``state`` (from :meth:`state` of a trainer set up the same way).
+
+        The trainer must be built as the saved one was (network, data, batch size, optimiser and
+        its settings, augmentation); ``epochs`` may differ (a new total). Raises
+        :class:`~digitnet.errors.ConfigError` naming the first field that does not fit; on an
+        error nothing has been changed.
+        """
+
+        def bad(field: str, got: Any, want: Any) -> ConfigError:
+            return ConfigError(
+                f"The saved training state does not fit this training: field {field!r} is "
+                f"{got!r} but here it is {want!r}."
+            )
+
+        if state.get("version") != STATE_VERSION:
+            raise bad("version", state.get("version"), STATE_VERSION)
+        for field_name, want in (
+            ("m", self.m),
+            ("batch_size", self.batch_size),
+            ("n_batches", self.n_batches),
+        ):
+            if state.get(field_name) != want:
+                raise bad(field_name, state.get(field_name), want)
+        epochs_done, k = state.get("epochs_done"), state.get("k")
+        if not isinstance(epochs_done, int) or epochs_done < 0:
+            raise bad("epochs_done", epochs_done, "an integer >= 0")
+        if not isinstance(k, int) or not 0 <= k < self.n_batches:
+            raise bad("k", k, f"an integer in [0, {self.n_batches})")
+        history = state.get("history")
+        if not isinstance(history, list) or len(history) != epochs_done:
+            raise bad(
+                "history",
+                f"{len(history) if isinstance(history, list) else history} records",
+                f"{epochs_done} records (one per epoch done)",
+            )
+        if epochs_done + (k > 0) > self.epochs:
+            raise ConfigError(
+                f"The saved training state is at epoch {epochs_done + (k > 0)}, beyond the "
+                f"{self.epochs} epochs asked.",
+                f"ask for at least {epochs_done + (k > 0)} epochs",
+            )
+        order = state.get("order")
+        if k > 0:
+            if not isinstance(order, np.ndarray) or order.shape != (self.m,):
+                raise bad("order", getattr(order, "shape", order), (self.m,))
+            if not np.array_equal(np.sort(order), np.sort(self.pool)):
+                raise ConfigError(
+                    "The saved training state's field 'order' is not an order of this "
+                    "training set's examples."
+                )
+        # the parameters, the optimiser
+        params = state.get("parameters")
+        names = [name for name, _, _ in self.parameters]
+        if not isinstance(params, dict) or sorted(params) != sorted(names):
+            raise bad("parameters", sorted(params) if isinstance(params, dict) else params, names)
+        for name, p, _ in self.parameters:
+            if params[name].shape != p.shape or params[name].dtype != p.dtype:
+                raise bad(
+                    f"parameters.{name}",
+                    f"{params[name].dtype} {params[name].shape}",
+                    f"{p.dtype} {p.shape}",
+                )
+        ostate = state.get("optimizer") or {}
+        if ostate.get("kind") != self.opt.kind:
+            raise bad("optimizer.kind", ostate.get("kind"), self.opt.kind)
+        if ostate.get("base_alpha") != self.base_alpha:
+            raise bad("optimizer.base_alpha", ostate.get("base_alpha"), self.base_alpha)
+        saved_conf = {k_: v for k_, v in (ostate.get("config") or {}).items() if k_ != "alpha"}
+        here_conf = {k_: v for k_, v in self.opt.config().items() if k_ != "alpha"}
+        if saved_conf != here_conf:
+            raise bad("optimizer.config", saved_conf, here_conf)
+        t = ostate.get("t")
+        if not isinstance(t, int) or t < 0:
+            raise bad("optimizer.t", t, "an integer >= 0")
+        slots = ostate.get("slots") or {}
+        shapes = {name: p for name, p, _ in self.parameters}
+        for name, by_slot in slots.items():
+            if name not in shapes:
+                raise bad("optimizer.slots", name, names)
+            for slot, arr in by_slot.items():
+                if arr.shape != shapes[name].shape or arr.dtype != shapes[name].dtype:
+                    raise bad(
+                        f"optimizer.slots.{name}.{slot}",
+                        f"{arr.dtype} {arr.shape}",
+                        f"{shapes[name].dtype} {shapes[name].shape}",
+                    )
+        # the generators
+        rngs = state.get("rng") or {}
+        if (rngs.get("augment") is None) != (self.aug_rng is None):
+            raise bad(
+                "rng.augment",
+                "absent" if rngs.get("augment") is None else "present",
+                "absent (no augmentation)" if self.aug_rng is None else "present (augmentation)",
+            )
+        dropout = rngs.get("dropout")
+        if not isinstance(dropout, list) or len(dropout) != len(self.dropout_rngs):
+            raise bad(
+                "rng.dropout",
+                f"{len(dropout) if isinstance(dropout, list) else dropout} generators",
+                f"{len(self.dropout_rngs)} generators",
+            )
+        es = state.get("early_stopping") or {}
+        best = es.get("best_parameters")
+        if best is not None:
+            if not isinstance(best, dict) or sorted(best) != sorted(names):
+                raise bad("early_stopping.best_parameters", best, names)
+            for name, p, _ in self.parameters:
+                if best[name].shape != p.shape or best[name].dtype != p.dtype:
+                    raise bad(f"early_stopping.best_parameters.{name}", best[name].shape, p.shape)
+        # generator states last among the checks: setting one validates it
+        saved_rng = [
+            (self.rng, rngs.get("order"), "order"),
+            *(
+                [(self.aug_rng, rngs.get("augment"), "augmentation")]
+                if self.aug_rng is not None
+                else []
+            ),
+            *((g, s, "dropout") for g, s in zip(self.dropout_rngs, dropout, strict=True)),
+        ]
+        before = [g.bit_generator.state for g, _, _ in saved_rng]
+        try:
+            for g, s, what in saved_rng:
+                _set_rng_state(g, s, what)
+        except ConfigError:
+            for (g, _, _), s in zip(saved_rng, before, strict=True):
+                g.bit_generator.state = s
+            raise
+
+        # all checked: apply
+        for name, p, _ in self.parameters:
+            np.copyto(p, params[name])
+        self.opt.state = {
+            name: {slot: np.array(arr, copy=True) for slot, arr in by_slot.items()}
+            for name, by_slot in slots.items()
+        }
+        self.opt.t = t
+        self.opt.alpha = float((ostate.get("config") or {}).get("alpha", self.base_alpha))
+        self.epochs_done, self.k = epochs_done, k
+        self.order = np.array(order, dtype=self.pool.dtype, copy=True) if k > 0 else None
+        self.loss_sum = float(state.get("loss_sum", 0.0))
+        self.correct = int(state.get("correct", 0))
+        self.elapsed = float(state.get("elapsed", 0.0))
+        self.history = copy.deepcopy(history)
+        self.best_val_loss = es.get("best_val_loss")
+        self.best_epoch = es.get("best_epoch")
+        self.bad_epochs = int(es.get("bad_epochs") or 0)
+        self.stopped_early = bool(es.get("stopped_early", False))
+        self.best_parameters = (
+            None if best is None else {name: np.array(a, copy=True) for name, a in best.items()}
+        )
 
 
 def fit(
@@ -46,6 +564,9 @@ def fit(
     callbacks: Iterable[Callback] = (),
     augment: Augment | None = None,
     sample: np.ndarray | None = None,
+    on_batch: Iterable[BatchCallback] = (),
+    should_stop: Callable[[], bool] | None = None,
+    early_stopping: int | None = None,
     **optimizer_kwargs: Any,
 ) -> History:
     """Train ``net`` on ``X`` (``(784, m)``, one example per column) and labels ``y`` (``(m,)``).
@@ -63,106 +584,33 @@ def fit(
     ``augment``, when given, distorts every batch afresh after it is gathered (for example a
     :class:`digitnet.data.augment.Augmenter`), from its own random stream.
 
+    ``early_stopping=N`` ends training when the validation loss has not improved for ``N``
+    epochs and leaves ``net`` with the weights of the best epoch. ``on_batch`` and
+    ``should_stop``: see :class:`Trainer`, which keeps the state of the loop (for checkpoints).
+
     Raises :class:`~digitnet.errors.DivergenceError` as soon as the cost is NaN or infinite.
     """
-    X = np.asarray(X)
-    y = np.asarray(y)
-    if X.ndim != 2 or X.shape[0] != net.n_inputs:
-        raise ShapeError(
-            f"X must have shape ({net.n_inputs}, m), one example per column; got {X.shape}.",
-            "for images as rows (m, 784), pass X.T",
-        )
-    if y.shape != (X.shape[1],):
-        raise ShapeError(
-            f"y must hold one label per column of X, shape ({X.shape[1]},); got {y.shape}."
-        )
-    if sample is not None:
-        sample = np.asarray(sample, dtype=np.intp)
-        if sample.ndim != 1 or (sample.size and not 0 <= sample.min() <= sample.max() < y.size):
-            raise ShapeError(f"sample must hold column indices of X in [0, {y.size}).")
-    m = X.shape[1] if sample is None else sample.size
-    if m == 0:
-        raise ShapeError("There are no training examples (X has 0 columns).")
-    labels = y if sample is None else y[sample]
-    if labels.min() < 0 or labels.max() >= net.n_outputs:
-        raise ShapeError(
-            f"Labels must be integers in [0, {net.n_outputs - 1}]; "
-            f"got values from {labels.min()} to {labels.max()}."
-        )
-    if epochs < 0:
-        raise ShapeError(f"epochs must be >= 0; got {epochs}.")
-    y = y.astype(np.intp, copy=False)
-    rng = rng if rng is not None else np.random.default_rng(seed)
-    opt = get_optimizer(optimizer, learning_rate, **optimizer_kwargs)
-    base_alpha = opt.alpha
-    schedule = schedule or Schedule()
-    callbacks = list(callbacks)
-
-    bs = m if batch_size is None or batch_size >= m else int(batch_size)
-    if bs < 1:
-        raise ShapeError(f"batch_size must be a positive integer or None; got {batch_size}.")
-    full_batch = bs == m and augment is None  # augmenting needs a gathered copy to distort
-    aug_rng = rng.spawn(1)[0] if augment is not None else None
-    # Held once as rows (m, 784), C-ordered: free when X is the transpose of such an array.
-    XT = np.ascontiguousarray(X.T, dtype=net.dtype)
-    if full_batch and sample is not None:  # one step on the subset each epoch: gather it once
-        XT, y, sample = XT[sample], y[sample], None
-    pool = np.arange(m) if sample is None else sample  # the columns an epoch visits
-    n_batches = math.ceil(m / bs)
-    parameters = net.parameters()
-    history: History = []
-    batch_rows: dict[int, np.ndarray] = {}
-    Y_bufs: dict[int, np.ndarray] = {}
-
-    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-        for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
-            order = None if full_batch else pool[rng.permutation(m)] if bs < m else pool
-            loss_sum, correct = 0.0, 0
-            for k in range(n_batches):
-                opt.alpha = base_alpha * schedule.factor(epoch - 1 + (k + 0.5) / n_batches, epochs)
-                if full_batch:
-                    A0, yb = XT.T, y
-                else:
-                    idx = order[k * bs : (k + 1) * bs]
-                    n = idx.shape[0]
-                    rows = batch_rows.get(n)
-                    if rows is None:
-                        rows = batch_rows[n] = np.empty((n, XT.shape[1]), dtype=net.dtype)
-                    np.take(XT, idx, axis=0, out=rows)
-                    if augment is not None:
-                        augment(rows, aug_rng, out=rows)
-                    A0, yb = rows.T, y[idx]  # A⁰ = X for this batch, (784, n)
-                n = yb.shape[0]
-                Yb = Y_bufs.get(n)
-                if Yb is None:
-                    Yb = Y_bufs[n] = np.empty((net.n_outputs, n), dtype=net.dtype)
-                Y = net.targets(yb, out=Yb)
-                A = net.forward(A0, training=True)
-                batch_loss = net.cost_value(A, Y, net.log_output())
-                if not math.isfinite(batch_loss):
-                    raise DivergenceError(
-                        f"The cost became {batch_loss} at epoch {epoch}, batch {k + 1}: training "
-                        f"diverged with learning rate {base_alpha:g}.",
-                        f"try a smaller learning rate, such as {base_alpha / 10:g}",
-                    )
-                loss_sum += batch_loss * n
-                correct += int(np.count_nonzero(A.argmax(axis=0) == yb))
-                net.backward(A, Y)
-                opt.step(parameters)
-            seconds = time.perf_counter() - t0
-            record: dict[str, Any] = {
-                "epoch": epoch,
-                "loss": loss_sum / m,
-                "accuracy": correct / m,
-                "val_loss": None,
-                "val_accuracy": None,
-                "seconds": seconds,
-                "lr": opt.alpha,
-            }
-            if validation_data is not None:
-                record["val_loss"], record["val_accuracy"] = net.evaluate(*validation_data)
-            history.append(record)
-            for cb in callbacks:
-                cb(record)
+    trainer = Trainer(
+        net,
+        X,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        schedule=schedule,
+        validation_data=validation_data,
+        seed=seed,
+        rng=rng,
+        callbacks=callbacks,
+        augment=augment,
+        sample=sample,
+        on_batch=on_batch,
+        should_stop=should_stop,
+        early_stopping=early_stopping,
+        **optimizer_kwargs,
+    )
+    history = trainer.train()
+    if trainer.finished:
+        trainer.restore_best()
     return history

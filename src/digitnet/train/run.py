@@ -4,23 +4,30 @@ This is what ``digitnet train`` calls: split a validation set off the training d
 network, fit it, measure it on the test set, and gather the figures into the ``metrics.json``
 contract (``test_accuracy``, ``train_accuracy``, ``dataset``, ``n_train``, ``config``, ``seconds``,
 ``history``).
+
+:func:`run` does it in one call. :func:`prepare` does the first half and returns a
+:class:`TrainingRun`, whose :class:`~digitnet.train.loop.Trainer` can be stopped, checkpointed
+and restored (everything random comes from ``config.seed``, so a run prepared again from the same
+config and data is the same run), and whose :meth:`TrainingRun.finish` measures the result.
 """
 
 from __future__ import annotations
 
-import time
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from digitnet.data.augment import get_augmenter
 from digitnet.data.datasets import Dataset
-from digitnet.errors import ConfigError
+from digitnet.errors import ConfigError, DataError
 from digitnet.network import Network, parse_spec
 from digitnet.optim import Schedule
 from digitnet.presets import TrainConfig
-from digitnet.train.loop import Callback, History, fit
+from digitnet.train.loop import BatchCallback, Callback, History, Trainer
 
 
 @dataclass
@@ -45,6 +52,16 @@ def build_network(config: TrainConfig, rng: np.random.Generator) -> Network:
     )
 
 
+def build_schedule(config: TrainConfig) -> Schedule:
+    return Schedule(
+        config.schedule,
+        warmup_epochs=config.warmup_epochs,
+        step_epochs=config.step_epochs,
+        gamma=config.gamma,
+        min_factor=config.min_factor,
+    )
+
+
 def _evaluate_subset(net: Network, data: Dataset, idx: np.ndarray) -> tuple[float, float]:
     """``(cost, accuracy)`` on the training columns ``idx``, gathered a chunk at a time."""
     rows, total, correct = data.X_train.T, 0.0, 0.0
@@ -55,8 +72,110 @@ def _evaluate_subset(net: Network, data: Dataset, idx: np.ndarray) -> tuple[floa
     return total / idx.size, correct / idx.size
 
 
-def run(config: TrainConfig, data: Dataset, callbacks: list[Callback] | None = None) -> RunResult:
-    """Train a network as ``config`` says on ``data`` and measure it on the test set."""
+# -- which data ------------------------------------------------------------------------------
+def dataset_identity(data: Dataset) -> dict[str, Any]:
+    """What a run records about its data: name, source, sizes and a fingerprint of the content.
+
+    The fingerprint is a SHA-256 of the training labels and of every ``m // 1000``-th training
+    image (as float32): cheap, and different for any other dataset or order of the examples.
+    """
+    rows = data.X_train.T
+    step = max(1, data.n_train // 1000)
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(data.y_train, dtype="<i8").tobytes())
+    h.update(np.ascontiguousarray(rows[::step], dtype="<f4").tobytes())
+    return {
+        **data.describe(),
+        "classes": list(data.classes),
+        "fingerprint": h.hexdigest()[:32],
+    }
+
+
+def check_same_dataset(recorded: Mapping[str, Any], data: Dataset) -> None:
+    """Refuse (:class:`DataError`) data other than the ones a run recorded.
+
+    A folder of IDX files may have moved (its name is its path): then the content decides.
+    """
+    here = dataset_identity(data)
+    for field in ("n_train", "fingerprint"):
+        if recorded.get(field) != here[field]:
+            raise DataError(
+                f"The data are not the ones the run trained on: {field} is {here[field]!r} "
+                f"here but the run recorded {recorded.get(field)!r} (dataset "
+                f"{recorded.get('name')!r} from {recorded.get('source')!r}).",
+                "give the run's data with --dataset or --data-dir",
+            )
+    moved_folder = recorded.get("name") == recorded.get("source") and here["name"] == here["source"]
+    if recorded.get("name") != here["name"] and not moved_folder:
+        raise DataError(
+            f"The data are not the ones the run trained on: the dataset is {here['name']!r} "
+            f"but the run recorded {recorded.get('name')!r}.",
+            "give the run's data with --dataset or --data-dir",
+        )
+
+
+# -- a run -----------------------------------------------------------------------------------
+@dataclass
+class TrainingRun:
+    """A prepared run: the config, the data, the split, and the trainer that holds the rest."""
+
+    config: TrainConfig
+    data: Dataset
+    trainer: Trainer
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+
+    @property
+    def network(self) -> Network:
+        return self.trainer.net
+
+    def train(self) -> History:
+        """Train (or carry on training) until done or stopped; see :meth:`Trainer.train`."""
+        return self.trainer.train()
+
+    def finish(self) -> RunResult:
+        """The weights to keep (the best epoch's, with early stopping), measured on the data."""
+        trainer, data, config = self.trainer, self.data, self.config
+        restored = trainer.restore_best()
+        net = trainer.net
+        net.release()
+        history = trainer.history
+        train_loss, train_accuracy = _evaluate_subset(net, data, self.train_idx)
+        test_loss, test_accuracy = net.evaluate(data.X_test, data.y_test)
+        kept = history[trainer.best_epoch - 1] if restored else history[-1] if history else None
+        metrics = {
+            "test_accuracy": test_accuracy,
+            "test_loss": test_loss,
+            "train_accuracy": train_accuracy,
+            "train_loss": train_loss,
+            "val_accuracy": kept["val_accuracy"] if kept else None,
+            "val_loss": kept["val_loss"] if kept else None,
+            "dataset": data.name,
+            "data_source": data.source,
+            "n_train": int(self.train_idx.size),
+            "n_validation": int(self.val_idx.size),
+            "n_test": data.n_test,
+            "n_parameters": net.n_parameters,
+            "epochs_trained": trainer.epochs_done,
+            "early_stopping": trainer.early_stopping,
+            "stopped_early": trainer.stopped_early,
+            "best_epoch": trainer.best_epoch,
+            "config": config.to_dict(),
+            "seconds": trainer.seconds,
+            "history": history,
+        }
+        return RunResult(net, history, metrics)
+
+
+def prepare(
+    config: TrainConfig,
+    data: Dataset,
+    *,
+    callbacks: Iterable[Callback] = (),
+    on_batch: Iterable[BatchCallback] = (),
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainingRun:
+    """Split, build and set up the trainer as ``config`` says; nothing is trained yet."""
     sizes = parse_spec(config.layers)
     n_pixels, n_classes = data.X_train.shape[0], len(data.classes)
     if sizes[0] != n_pixels or sizes[-1] != n_classes:
@@ -66,14 +185,19 @@ def run(config: TrainConfig, data: Dataset, callbacks: list[Callback] | None = N
             f"start the spec with {n_pixels} and end it with {n_classes}, such as "
             f"{n_pixels}-128-{n_classes}",
         )
-    t0 = time.perf_counter()
     # Independent streams from one seed: the split, the initial weights and dropout, the order.
     split_rng, net_rng, order_rng = np.random.default_rng(config.seed).spawn(3)
     train_idx, val_idx = data.validation_indices(config.validation_fraction, split_rng)
+    if config.early_stopping is not None and val_idx.size == 0:
+        raise ConfigError(
+            "Early stopping watches the validation loss, but the validation set is empty "
+            f"(validation fraction {config.validation_fraction:g} of {data.n_train} examples).",
+            "hold out a validation set, such as --validation 0.05",
+        )
     rows = data.X_train.T
     val = (rows[val_idx].T, data.y_train[val_idx]) if val_idx.size else None
     net = build_network(config, net_rng)
-    history = fit(
+    trainer = Trainer(
         net,
         data.X_train,
         data.y_train,
@@ -84,30 +208,54 @@ def run(config: TrainConfig, data: Dataset, callbacks: list[Callback] | None = N
         learning_rate=config.learning_rate,
         momentum=config.momentum,
         weight_decay=config.weight_decay,
-        schedule=Schedule(config.schedule, warmup_epochs=config.warmup_epochs),
+        schedule=build_schedule(config),
         validation_data=val,
         rng=order_rng,
-        callbacks=callbacks or (),
+        callbacks=callbacks,
+        on_batch=on_batch,
+        should_stop=should_stop,
+        early_stopping=config.early_stopping,
         augment=None if config.augment == "none" else get_augmenter(config.augment),
     )
-    train_seconds = time.perf_counter() - t0
-    net.release()
-    train_loss, train_accuracy = _evaluate_subset(net, data, train_idx)
-    test_loss, test_accuracy = net.evaluate(data.X_test, data.y_test)
-    metrics = {
-        "test_accuracy": test_accuracy,
-        "test_loss": test_loss,
-        "train_accuracy": train_accuracy,
-        "train_loss": train_loss,
-        "val_accuracy": history[-1]["val_accuracy"] if history else None,
-        "dataset": data.name,
-        "data_source": data.source,
-        "n_train": int(train_idx.size),
-        "n_validation": 0 if val is None else int(val[0].shape[1]),
-        "n_test": data.n_test,
-        "n_parameters": net.n_parameters,
-        "config": config.to_dict(),
-        "seconds": train_seconds,
-        "history": history,
-    }
-    return RunResult(net, history, metrics)
+    return TrainingRun(config, data, trainer, train_idx, val_idx)
+
+
+def run(config: TrainConfig, data: Dataset, callbacks: list[Callback] | None = None) -> RunResult:
+    """Train a network as ``config`` says on ``data`` and measure it on the test set."""
+    training = prepare(config, data, callbacks=callbacks or ())
+    training.train()
+    return training.finish()
+
+
+# -- pictures --------------------------------------------------------------------------------
+#: the pictures :func:`write_pictures` draws into a run folder
+PICTURES = ("learning_curves.png", "confusion_matrix.png", "weights.png", "mistakes.png")
+
+
+def write_pictures(folder: str | Path, result: RunResult, data: Dataset) -> list[Path] | None:
+    """Draw the run's pictures into ``folder`` with :mod:`digitnet.reports`.
+
+    ``learning_curves.png`` (the history), ``confusion_matrix.png`` (on the test set),
+    ``weights.png`` (the first layer's weights as images) and ``mistakes.png`` (the test digits
+    the network got wrong most confidently). Returns the paths written, or ``None`` when
+    :mod:`digitnet.reports` (and so matplotlib) is not available.
+    """
+    try:
+        from digitnet import reports
+    except ImportError:
+        return None
+    folder = Path(folder)
+    net = result.network
+    paths = [folder / name for name in PICTURES]
+    reports.plot_learning_curves(result.history, paths[0])
+    P = net.predict_proba(data.X_test)
+    y_pred = P.argmax(axis=0)
+    cm = reports.confusion_matrix(data.y_test, y_pred, n_classes=len(data.classes))
+    reports.plot_confusion_matrix(cm, paths[1], classes=data.classes)
+    reports.plot_weights(net.dense_layers[0].W, paths[2])
+    idx = np.asarray(reports.most_confident_mistakes(P, data.y_test, k=25), dtype=np.intp)
+    images = data.X_test[:, idx]  # (784, k): one image per column
+    reports.plot_mistakes(
+        images, data.y_test[idx], y_pred[idx], P[y_pred[idx], idx], paths[3], classes=data.classes
+    )
+    return paths

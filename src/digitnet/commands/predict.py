@@ -1,0 +1,312 @@
+"""``digitnet predict``: read a person's own photos, scans or drawings of digits with a model.
+
+Each image goes through :func:`digitnet.imaging.preprocess` (the MNIST authors' recipe: ink made
+white on black, cropped, fitted into 20x20, centred by its centre of mass in 28x28); every image
+that comes through is classified in one ``predict_proba`` call. An image that cannot be read
+(missing, empty, not an image, truncated, blank, a possible decompression bomb) gets one error
+line, or an error object with ``--json``, and the others are still answered; the exit status is
+1 if any image failed, 0 when every one was answered.
+
+``--show DIR`` writes, for each answered image, the 28x28 image the network actually read, white
+digit on black as MNIST's are: ``DIR/<stem>.28x28.png`` at its true size (the network's input
+to 1/255; ``digitnet predict`` reads it back to the same answer) and ``DIR/<stem>.28x28.x8.png``
+enlarged eight times, pixel for pixel, for looking at. A stem given twice in one call becomes
+``<stem>-2``, ``<stem>-3``, ...
+
+Only the standard library is imported at the top: NumPy, Pillow, SciPy and safetensors load in
+the handler, and nothing else (no plotting, no torch, no downloader).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from digitnet.commands import Formatter
+
+PREDICT_EXAMPLES = """\
+examples:
+  digitnet predict runs/best seven.jpg                 # a run folder holding model.safetensors
+  digitnet predict model.safetensors scan1.png scan2.png drawing.png
+  digitnet predict runs/best photos/*.jpg --show seen  # seen/<name>.28x28.png: what it read
+  digitnet predict runs/best a.jpg b.jpg --json        # one JSON object per image, in order
+
+output (one line per image, in the order given):
+  seven.jpg: 7 (98.2 %)   then 1 (1.1 %), 9 (0.3 %)
+  error: blank.png: no digit found: the image looks blank (...)   (on stderr; exit status 1)
+
+--json prints an array, one object per image in the order given:
+  {"image": PATH, "prediction": INT, "probabilities": [10 floats], "top3": [[DIGIT, P], ...]}
+  {"image": PATH, "error": MESSAGE}
+"""
+
+MODEL_FILE = "model.safetensors"
+N_INPUTS = 784  # 28x28 pixels
+N_OUTPUTS = 10  # one per digit
+TOP = 3
+SHOW_SCALE = 8
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    predict = sub.add_parser(
+        "predict",
+        help="read your own photos, scans or drawings of digits with a trained model",
+        description="Classify photos, scans or drawings of single digits with a trained model "
+        "and print the three likeliest digits of each, with their probabilities. Each image is "
+        "first made into an MNIST digit: ink made white on black, cropped, fitted into 20x20 "
+        "and centred in 28x28, as MNIST's own digits were made. Images that cannot be read get "
+        "one error line each and the others are still answered; the exit status is 1 if any "
+        "image failed.",
+        epilog=PREDICT_EXAMPLES,
+        formatter_class=Formatter,
+    )
+    predict.add_argument(
+        "model",
+        metavar="MODEL",
+        help=f"a model file, or a run folder holding {MODEL_FILE} ('digitnet train --out DIR')",
+    )
+    predict.add_argument(
+        "images",
+        metavar="IMAGE",
+        nargs="+",
+        help="image files (PNG, JPEG or any format Pillow reads), one digit each",
+    )
+    predict.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON array, one object per image in the order given",
+    )
+    predict.add_argument(
+        "--show",
+        metavar="DIR",
+        help="write the 28x28 image the network read for each image: DIR/<stem>.28x28.png "
+        "(true size) and DIR/<stem>.28x28.x8.png (eight times larger); DIR is created if needed",
+    )
+    predict.set_defaults(handler=cmd_predict)
+
+
+# -- the model ------------------------------------------------------------------------------
+def _model_path(text: str) -> Path:
+    from digitnet.errors import ModelFileError
+
+    path = Path(text).expanduser()
+    if path.is_dir():
+        inside = path / MODEL_FILE
+        if not inside.is_file():
+            raise ModelFileError(
+                f"{text}: a folder without {MODEL_FILE}.",
+                "give a model file, or a run folder written by 'digitnet train --out DIR'",
+            )
+        return inside
+    return path
+
+
+def _class_names(doc: dict[str, Any], n: int) -> list[str]:
+    """The names of the outputs: from the model's document if it records them, else the names
+    of the dataset it was trained on if digitnet knows it, else the digits."""
+    dataset = doc.get("dataset")
+    dataset = dataset if isinstance(dataset, dict) else {}
+    for names in (dataset.get("classes"), doc.get("classes")):
+        if isinstance(names, list) and len(names) == n and all(isinstance(s, str) for s in names):
+            return names
+    from digitnet.data.sources import DOWNLOADABLE
+
+    known = DOWNLOADABLE.get(str(dataset.get("name", "")))
+    if known is not None and len(known.classes) == n:
+        return list(known.classes)
+    return [str(d) for d in range(n)]
+
+
+def _load(text: str) -> tuple[Any, list[str]]:
+    from digitnet.errors import ModelFileError
+    from digitnet.modelfile import load_model
+
+    path = _model_path(text)
+    net, doc = load_model(path)
+    if net.n_inputs != N_INPUTS or net.n_outputs != N_OUTPUTS:
+        raise ModelFileError(
+            f"{path}: the network maps {net.n_inputs} inputs to {net.n_outputs} outputs; "
+            f"predict needs {N_INPUTS} inputs (a 28x28 image) and {N_OUTPUTS} outputs (one per "
+            "digit).",
+            "train one with 'digitnet train --layers 784-...-10 --out DIR'",
+        )
+    return net, _class_names(doc, net.n_outputs)
+
+
+def _probabilities(net: Any, X: Any) -> Any:
+    """``(10, m)`` float64 columns that sum to 1.
+
+    A softmax output already does; a sigmoid output (a model trained with the mse cost) gives
+    ten independent scores, which are divided by their sum (they are then scores, not
+    calibrated probabilities).
+    """
+    import numpy as np
+
+    P = np.asarray(net.predict_proba(X), dtype=np.float64)
+    P = np.clip(np.nan_to_num(P, nan=0.0, posinf=1.0, neginf=0.0), 0.0, None)
+    total = P.sum(axis=0, keepdims=True)
+    uniform = total <= 0
+    P = np.where(uniform, 1.0 / P.shape[0], P / np.where(uniform, 1.0, total))
+    return P
+
+
+# -- the images -----------------------------------------------------------------------------
+def _one_line(exc: BaseException, image: str) -> str:
+    """An error about one image as one line that starts with the image's path."""
+    from digitnet.errors import DigitnetError
+
+    if isinstance(exc, DigitnetError):
+        text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+    else:
+        text = f"unexpected {type(exc).__name__}: {exc}"
+    text = " ".join(text.split())
+    return text if text.startswith(f"{image}: ") else f"{image}: {text}"
+
+
+def _show_names(images: list[str], answered: list[int]) -> dict[int, str]:
+    """A distinct file stem for each answered image: its own, then ``-2``, ``-3`` on a clash."""
+    names: dict[int, str] = {}
+    used: set[str] = set()
+    for i in answered:
+        stem = Path(images[i]).stem or "image"
+        name, k = stem, 1
+        while name in used:
+            k += 1
+            name = f"{stem}-{k}"
+        used.add(name)
+        names[i] = name
+    return names
+
+
+def _png(image: Any, scale: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.clip(np.rint(np.asarray(image, dtype=np.float64) * 255.0), 0, 255)
+    img = Image.fromarray(pixels.astype(np.uint8), mode="L")
+    if scale != 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def _show_dir(text: str) -> Path:
+    from digitnet.errors import ConfigError
+
+    path = Path(text).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"--show {text}: is a file, not a folder.") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"--show {text}: cannot create the folder ({exc.strerror or exc})."
+        ) from None
+    return path
+
+
+def _write_shown(folder: Path, name: str, image: Any) -> None:
+    from digitnet.data.idx import write_atomic
+
+    write_atomic(folder / f"{name}.28x28.png", _png(image, 1))
+    write_atomic(folder / f"{name}.28x28.x{SHOW_SCALE}.png", _png(image, SHOW_SCALE))
+
+
+# -- output ---------------------------------------------------------------------------------
+def _json_float(p: float) -> float:
+    return float(f"{p:.6g}")
+
+
+def _percent(p: float) -> str:
+    value = 100.0 * p
+    if 99.95 <= value < 100.0:
+        return ">99.9 %"
+    if 0.0 < value < 0.05:
+        return "<0.1 %"
+    return f"{value:.1f} %"
+
+
+def _label(names: list[str], k: int) -> str:
+    return str(k) if names[k] == str(k) else f"{k} {names[k]}"
+
+
+def _human_line(image: str, width: int, top: list[tuple[int, float]], names: list[str]) -> str:
+    best, rest = top[0], top[1:]
+    line = f"{image + ':':<{width + 1}} {_label(names, best[0])} ({_percent(best[1])})"
+    if rest:
+        line += "   then " + ", ".join(f"{_label(names, k)} ({_percent(p)})" for k, p in rest)
+    return line
+
+
+# -- the command ----------------------------------------------------------------------------
+def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from digitnet.imaging import preprocess, to_column
+
+    show = _show_dir(args.show) if args.show else None
+    net, names = _load(args.model)
+    images: list[str] = list(args.images)
+    seen: dict[int, Any] = {}  # index -> the (28, 28) image the network reads
+    errors: dict[int, str] = {}
+    for i, image in enumerate(images):
+        try:
+            seen[i] = preprocess(image)
+        except Exception as exc:  # one bad image must not stop the others
+            if getattr(args, "traceback", False):
+                raise
+            errors[i] = _one_line(exc, image)
+    answered = sorted(seen)
+    tops: dict[int, list[tuple[int, float]]] = {}
+    probabilities: dict[int, list[float]] = {}
+    if answered:
+        X = np.hstack([to_column(seen[i]) for i in answered])
+        P = _probabilities(net, X)
+        for j, i in enumerate(answered):
+            column = P[:, j]
+            order = np.argsort(-column, kind="stable")[:TOP]
+            tops[i] = [(int(k), _json_float(column[k])) for k in order]
+            probabilities[i] = [_json_float(p) for p in column]
+    unwritten: list[str] = []  # --show files that could not be written
+    if show is not None:
+        for i, name in _show_names(images, answered).items():
+            try:
+                _write_shown(show, name, seen[i])
+            except OSError as exc:
+                unwritten.append(
+                    f"{images[i]}: answered, but --show could not write {show / name}.28x28.png "
+                    f"({exc.strerror or exc})."
+                )
+    if args.json:
+        records: list[dict[str, Any]] = []
+        for i, image in enumerate(images):
+            if i in tops:
+                records.append(
+                    {
+                        "image": image,
+                        "prediction": tops[i][0][0],
+                        "probabilities": probabilities[i],
+                        "top3": [[k, p] for k, p in tops[i]],
+                    }
+                )
+            else:
+                records.append({"image": image, "error": errors[i]})
+        body = ",\n".join(" " + json.dumps(r, ensure_ascii=False) for r in records)
+        print(f"[\n{body}\n]" if records else "[]")
+    else:
+        width = max((len(images[i]) for i in answered), default=0)
+        for i, image in enumerate(images):
+            if i in tops:
+                print(_human_line(image, width, tops[i], names), flush=True)
+            else:
+                print(f"error: {errors[i]}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    for text in unwritten:
+        print(f"error: {text}", file=sys.stderr)
+    return 1 if errors or unwritten else 0

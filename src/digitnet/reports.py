@@ -278,7 +278,7 @@ def plot_learning_curves(history: list[dict[str, Any]], path: _Path) -> None:
     fig = _figure(11, 4.3)
     ax_loss, ax_acc = fig.subplots(1, 2)
     panels = (
-        (ax_loss, "loss", "val_loss", "Loss (cost J)", "loss", 1.0, "{:.3f}"),
+        (ax_loss, "loss", "val_loss", "Loss (the cost C)", "loss", 1.0, "{:.3f}"),
         (ax_acc, "accuracy", "val_accuracy", "Accuracy", "accuracy (%)", 100.0, "{:.1f} %"),
     )
     for ax, key, val_key, title, ylabel, scale, fmt in panels:

@@ -116,6 +116,12 @@ class Dense(Layer):
         self.needs_input_grad = True
         self.A_prev: np.ndarray | None = None
 
+    def _ones(self, m: int, dtype: np.dtype) -> np.ndarray:
+        ones = self._buffers.get("ones")
+        if ones is None or ones.shape != (m, 1) or ones.dtype != dtype:
+            ones = self._buffers["ones"] = np.ones((m, 1), dtype=dtype)
+        return ones
+
     @property
     def n_in(self) -> int:
         return self.W.shape[1]
@@ -152,10 +158,13 @@ class Dense(Layer):
         if self.A_prev is None:
             raise RuntimeError("backward() needs a forward(..., training=True) first.")
         m = dZ.shape[1]
-        np.matmul(dZ, self.A_prev.T, out=self.dW)
-        self.dW *= 1.0 / m  # dW = 1/m dZ·A_prevᵀ
-        np.sum(dZ, axis=1, keepdims=True, out=self.db)
-        self.db *= 1.0 / m  # db = 1/m Σ dZ
+        # The 1/m goes on dZ (n_out x m), a smaller array than dW (n_out x n_in) for a batch
+        # of m < n_in examples: one pass over the batch instead of one over the weights.
+        dZ_m = np.multiply(dZ, 1.0 / m, out=self._buffer("dZ/m", dZ.shape, dZ.dtype))
+        np.matmul(dZ_m, self.A_prev.T, out=self.dW)  # dW = 1/m dZ·A_prevᵀ
+        # db = 1/m Σ dZ over the columns, as a product with a column of ones: BLAS sums the
+        # rows several times faster than np.sum(axis=1) on a C-ordered array
+        np.matmul(dZ_m, self._ones(m, dZ.dtype), out=self.db)
         if not self.needs_input_grad:
             return None
         # dA_prev = Wᵀ·dZ (seed 004 §5: ∂C/∂X = Wᵀ ∂C/∂Y)

@@ -270,7 +270,9 @@ class Trainer:
             rows = self._batch_rows.get(n)
             if rows is None:
                 rows = self._batch_rows[n] = np.empty((n, self.XT.shape[1]), dtype=net.dtype)
-            np.take(self.XT, idx, axis=0, out=rows)
+            # mode="clip": the indices come from a permutation, so they are in range, and NumPy
+            # then writes straight into `rows` instead of through a bounds-checked buffer
+            np.take(self.XT, idx, axis=0, out=rows, mode="clip")
             if self.augment is not None:
                 self.augment(rows, self.aug_rng, out=rows)
             A0, yb = rows.T, self.y[idx]  # A⁰ = X for this batch, (784, n)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -63,3 +64,28 @@ def positive_float(text: str) -> float:
 def warn(text: str) -> None:
     """A warning from the library, as one line on stderr."""
     print(f"warning: {text}", file=sys.stderr)
+
+
+#: the model file inside a run folder
+MODEL_FILE = "model.safetensors"
+
+
+def model_path(text: str) -> Path:
+    """The model file that MODEL names: the file itself, or ``model.safetensors`` in a folder."""
+    from digitnet.errors import ModelFileError
+
+    path = Path(text).expanduser()
+    if path.is_dir():
+        inside = path / MODEL_FILE
+        if not inside.is_file():
+            raise ModelFileError(
+                f"{text}: a folder without {MODEL_FILE}.",
+                "give a model file, or a run folder written by 'digitnet train --out DIR'",
+            )
+        return inside
+    if not path.exists():
+        raise ModelFileError(
+            f"{text}: no such file or folder.",
+            f"give a {MODEL_FILE} file, or the folder 'digitnet train --out DIR' wrote",
+        )
+    return path

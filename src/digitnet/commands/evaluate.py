@@ -18,9 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from digitnet.commands import Formatter, warn
+from digitnet.commands import MODEL_FILE, Formatter, model_path, warn
 
-MODEL_FILE = "model.safetensors"
 #: how many of the surest mistakes mistakes.png shows
 N_MISTAKES = 25
 
@@ -98,27 +97,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # -- shared with ``digitnet inspect`` -------------------------------------------------------
-def model_path(text: str) -> Path:
-    """The model file that MODEL names: the file itself, or ``model.safetensors`` in a folder."""
-    from digitnet.errors import ModelFileError
-
-    path = Path(text).expanduser()
-    if path.is_dir():
-        inside = path / MODEL_FILE
-        if not inside.is_file():
-            raise ModelFileError(
-                f"{text}: a folder without {MODEL_FILE}.",
-                "give a model file, or a run folder written by 'digitnet train --out DIR'",
-            )
-        return inside
-    if not path.exists():
-        raise ModelFileError(
-            f"{text}: no such file or folder.",
-            f"give a {MODEL_FILE} file, or the folder 'digitnet train --out DIR' wrote",
-        )
-    return path
-
-
 def out_dir(text: str | None, model: Path) -> Path:
     """The folder for the pictures (``--out``, else the model's folder), created if needed."""
     from digitnet.errors import DigitnetError

@@ -219,7 +219,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     import numpy as np
 
     from digitnet import reports
-    from digitnet.commands.evaluate import layer_spec, model_path, out_dir
+    from digitnet.commands import model_path
+    from digitnet.commands.evaluate import layer_spec, out_dir
     from digitnet.modelfile import load_model
 
     path = model_path(args.model)

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from digitnet.commands import Formatter
+from digitnet.commands import MODEL_FILE, Formatter, model_path
 
 PREDICT_EXAMPLES = """\
 examples:
@@ -43,7 +43,6 @@ output (one line per image, in the order given):
   {"image": PATH, "error": MESSAGE}
 """
 
-MODEL_FILE = "model.safetensors"
 N_INPUTS = 784  # 28x28 pixels
 N_OUTPUTS = 10  # one per digit
 TOP = 3
@@ -89,21 +88,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # -- the model ------------------------------------------------------------------------------
-def _model_path(text: str) -> Path:
-    from digitnet.errors import ModelFileError
-
-    path = Path(text).expanduser()
-    if path.is_dir():
-        inside = path / MODEL_FILE
-        if not inside.is_file():
-            raise ModelFileError(
-                f"{text}: a folder without {MODEL_FILE}.",
-                "give a model file, or a run folder written by 'digitnet train --out DIR'",
-            )
-        return inside
-    return path
-
-
 def _class_names(doc: dict[str, Any], n: int) -> list[str]:
     """The names of the outputs: from the model's document if it records them, else the names
     of the dataset it was trained on if digitnet knows it, else the digits."""
@@ -124,7 +108,7 @@ def _load(text: str) -> tuple[Any, list[str]]:
     from digitnet.errors import ModelFileError
     from digitnet.modelfile import load_model
 
-    path = _model_path(text)
+    path = model_path(text)
     net, doc = load_model(path)
     if net.n_inputs != N_INPUTS or net.n_outputs != N_OUTPUTS:
         raise ModelFileError(

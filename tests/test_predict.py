@@ -264,7 +264,7 @@ def test_bad_models_are_refused_in_one_line(pictures, tmp_path):
         (tmp_path / "nothing.safetensors", "no such file"),
         (tmp_path / "empty-run", "a folder without model.safetensors"),
         (Path(image), "not a digitnet model file"),
-        (tmp_path / "wide.safetensors", "100 inputs to 10 outputs; predict needs 784 inputs"),
+        (tmp_path / "wide.safetensors", "100 inputs to 10 outputs; reading digits needs 784"),
         (tmp_path / "five.safetensors", "784 inputs to 5 outputs"),
     ]
     for model, text in cases:

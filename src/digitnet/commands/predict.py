@@ -43,9 +43,6 @@ output (one line per image, in the order given):
   {"image": PATH, "error": MESSAGE}
 """
 
-N_INPUTS = 784  # 28x28 pixels
-N_OUTPUTS = 10  # one per digit
-TOP = 3
 SHOW_SCALE = 8
 
 
@@ -88,53 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # -- the model ------------------------------------------------------------------------------
-def _class_names(doc: dict[str, Any], n: int) -> list[str]:
-    """The names of the outputs: from the model's document if it records them, else the names
-    of the dataset it was trained on if digitnet knows it, else the digits."""
-    dataset = doc.get("dataset")
-    dataset = dataset if isinstance(dataset, dict) else {}
-    for names in (dataset.get("classes"), doc.get("classes")):
-        if isinstance(names, list) and len(names) == n and all(isinstance(s, str) for s in names):
-            return names
-    from digitnet.data.sources import DOWNLOADABLE
+def _load(text: str) -> Any:
+    from digitnet.predictor import Predictor
 
-    known = DOWNLOADABLE.get(str(dataset.get("name", "")))
-    if known is not None and len(known.classes) == n:
-        return list(known.classes)
-    return [str(d) for d in range(n)]
-
-
-def _load(text: str) -> tuple[Any, list[str]]:
-    from digitnet.errors import ModelFileError
-    from digitnet.modelfile import load_model
-
-    path = model_path(text)
-    net, doc = load_model(path)
-    if net.n_inputs != N_INPUTS or net.n_outputs != N_OUTPUTS:
-        raise ModelFileError(
-            f"{path}: the network maps {net.n_inputs} inputs to {net.n_outputs} outputs; "
-            f"predict needs {N_INPUTS} inputs (a 28x28 image) and {N_OUTPUTS} outputs (one per "
-            "digit).",
-            "train one with 'digitnet train --layers 784-...-10 --out DIR'",
-        )
-    return net, _class_names(doc, net.n_outputs)
-
-
-def _probabilities(net: Any, X: Any) -> Any:
-    """``(10, m)`` float64 columns that sum to 1.
-
-    A softmax output already does; a sigmoid output (a model trained with the mse cost) gives
-    ten independent scores, which are divided by their sum (they are then scores, not
-    calibrated probabilities).
-    """
-    import numpy as np
-
-    P = np.asarray(net.predict_proba(X), dtype=np.float64)
-    P = np.clip(np.nan_to_num(P, nan=0.0, posinf=1.0, neginf=0.0), 0.0, None)
-    total = P.sum(axis=0, keepdims=True)
-    uniform = total <= 0
-    P = np.where(uniform, 1.0 / P.shape[0], P / np.where(uniform, 1.0, total))
-    return P
+    return Predictor(model_path(text))
 
 
 # -- the images -----------------------------------------------------------------------------
@@ -203,10 +157,6 @@ def _write_shown(folder: Path, name: str, image: Any) -> None:
 
 
 # -- output ---------------------------------------------------------------------------------
-def _json_float(p: float) -> float:
-    return float(f"{p:.6g}")
-
-
 def _percent(p: float) -> str:
     value = 100.0 * p
     if 99.95 <= value < 100.0:
@@ -230,12 +180,11 @@ def _human_line(image: str, width: int, top: list[tuple[int, float]], names: lis
 
 # -- the command ----------------------------------------------------------------------------
 def cmd_predict(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from digitnet.imaging import preprocess, to_column
 
     show = _show_dir(args.show) if args.show else None
-    net, names = _load(args.model)
+    predictor = _load(args.model)
+    names = predictor.classes
     images: list[str] = list(args.images)
     seen: dict[int, Any] = {}  # index -> the (28, 28) image the network reads
     errors: dict[int, str] = {}
@@ -247,16 +196,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 raise
             errors[i] = _one_line(exc, image)
     answered = sorted(seen)
-    tops: dict[int, list[tuple[int, float]]] = {}
-    probabilities: dict[int, list[float]] = {}
+    answers: dict[int, dict[str, Any]] = {}
     if answered:
-        X = np.hstack([to_column(seen[i]) for i in answered])
-        P = _probabilities(net, X)
-        for j, i in enumerate(answered):
-            column = P[:, j]
-            order = np.argsort(-column, kind="stable")[:TOP]
-            tops[i] = [(int(k), _json_float(column[k])) for k in order]
-            probabilities[i] = [_json_float(p) for p in column]
+        # One column at a time, as the page's server does: a batch of several columns can
+        # differ from one column in the last bits of float32, and the two must agree exactly.
+        answers = {i: predictor.answers(to_column(seen[i]))[0] for i in answered}
     unwritten: list[str] = []  # --show files that could not be written
     if show is not None:
         for i, name in _show_names(images, answered).items():
@@ -270,15 +214,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         records: list[dict[str, Any]] = []
         for i, image in enumerate(images):
-            if i in tops:
-                records.append(
-                    {
-                        "image": image,
-                        "prediction": tops[i][0][0],
-                        "probabilities": probabilities[i],
-                        "top3": [[k, p] for k, p in tops[i]],
-                    }
-                )
+            if i in answers:
+                records.append({"image": image, **answers[i]})
             else:
                 records.append({"image": image, "error": errors[i]})
         body = ",\n".join(" " + json.dumps(r, ensure_ascii=False) for r in records)
@@ -286,8 +223,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         width = max((len(images[i]) for i in answered), default=0)
         for i, image in enumerate(images):
-            if i in tops:
-                print(_human_line(image, width, tops[i], names), flush=True)
+            if i in answers:
+                top = [(k, p) for k, p in answers[i]["top3"]]
+                print(_human_line(image, width, top, names), flush=True)
             else:
                 print(f"error: {errors[i]}", file=sys.stderr, flush=True)
     sys.stdout.flush()

@@ -1,0 +1,166 @@
+"""``digitnet serve``: a local page where you draw a digit and watch the network read it.
+
+The page (``digitnet/web/static``) and its API (:mod:`digitnet.web.app`) are served by Starlette
+on uvicorn, both imported only here, inside the handler: the other commands never load them.
+The server binds its own socket first, so ``--port 0`` picks a free port and the line that
+announces the address is printed only once the port is listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+from pathlib import Path
+
+from digitnet.commands import MODEL_FILE, Formatter, model_path, warn
+
+DEFAULT_RUNS = "runs"
+
+SERVE_EXAMPLES = """\
+examples:
+  digitnet serve                       # the newest model under runs/, at http://127.0.0.1:8000/
+  digitnet serve runs/a --open         # a run folder's model, and open the page in a browser
+  digitnet serve model.safetensors --port 8080
+  digitnet serve runs/a --runs runs    # the training view lists the runs in runs/
+
+the page: draw a digit; see the 28x28 image the network reads, every layer's values in the
+seeds' notation (Z¹ = W¹·A⁰ + b¹, A¹ = ReLU(Z¹), ...), and each hidden unit's weights. Its
+training view follows a run's learning curves live while 'digitnet train' writes it.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="a local web page: draw a digit and watch the network read it",
+        description="Serve a local web page where you draw a digit and watch the model read it, "
+        "layer by layer, in the seeds' notation; its training view shows a run's learning "
+        "curves live while 'digitnet train' writes it. The page and everything it needs come "
+        "from this package: no internet is needed. Ctrl-C stops the server.",
+        epilog=SERVE_EXAMPLES,
+        formatter_class=Formatter,
+    )
+    serve.add_argument(
+        "model",
+        metavar="MODEL",
+        nargs="?",
+        help=f"a model file, or a run folder holding {MODEL_FILE}; default: the newest run "
+        "under --runs that has a model",
+    )
+    serve.add_argument(
+        "--runs",
+        metavar="DIR",
+        help="the folder of run folders for the training view; default: the folder holding "
+        f"the served run, else {DEFAULT_RUNS}/",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on; anything but loopback makes the page reachable from "
+        "the network",
+    )
+    serve.add_argument(
+        "--port", type=_port, default=8000, help="the port to listen on (0: any free port)"
+    )
+    serve.add_argument("--open", action="store_true", help="open the page in a web browser")
+    serve.set_defaults(handler=cmd_serve)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number 0-65535; got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0-65535; got {text!r}")
+    return value
+
+
+def _newest_model(root: Path) -> Path:
+    from digitnet.errors import ConfigError
+
+    candidates = [p for p in root.glob(f"*/{MODEL_FILE}") if p.is_file()] if root.is_dir() else []
+    if not candidates:
+        raise ConfigError(
+            f"no trained model to serve: {root}/ holds no run with {MODEL_FILE}.",
+            "train one first with 'digitnet train' (or name a model: 'digitnet serve MODEL')",
+        )
+    return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    from digitnet.errors import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: not an address this machine has ({exc}).") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        hint = "pick another with --port N, or --port 0 for any free port"
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}.", hint) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.model is None:
+        root = Path(args.runs or DEFAULT_RUNS).expanduser()
+        model = _newest_model(root)
+    else:
+        model = model_path(args.model)
+        run_dir = model.parent
+        default_root = run_dir.parent if (run_dir / "config.json").is_file() else Path(DEFAULT_RUNS)
+        root = Path(args.runs).expanduser() if args.runs else default_root
+    served = model.parent.name if model.parent.resolve().parent == root.resolve() else None
+
+    import uvicorn
+
+    from digitnet.web.app import create_app
+
+    app = create_app(model, root, served)
+    if not _is_loopback(args.host):
+        warn(
+            f"--host {args.host}: the page will be reachable from the network, by anyone who "
+            "can reach this machine; use --host 127.0.0.1 to keep it on this machine."
+        )
+    sock = _listen(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/"
+    print(f"digitnet serve: {url}  (model {model}; runs {root}/)  Ctrl-C stops it", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(url)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    print("digitnet serve: stopped", file=sys.stderr)
+    return 0

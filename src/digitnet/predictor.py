@@ -1,0 +1,185 @@
+"""Reading digits with a trained model: what ``digitnet predict`` and ``digitnet serve`` share.
+
+One implementation of the answer, so that the web page's ``POST /api/predict`` gives, for the
+same file, exactly what ``digitnet predict --json`` prints: the image goes through
+:func:`digitnet.imaging.preprocess` (the MNIST authors' recipe), its ``(784, 1)`` column
+``A⁰ = X`` through the network, and the output column ``Aᴸ`` becomes ten probabilities rounded to
+six significant digits, the predicted digit and the top three.
+
+:meth:`Predictor.trace` also keeps every layer's output on the way, in the seeds' names: dense
+layer ``l`` gives ``Zˡ = Wˡ·Aˡ⁻¹ + bˡ``, the activation after it ``Aˡ = g(Zˡ)`` (seed 004's
+layer-by-layer forward).
+
+Inference keeps no state in the network (see :meth:`digitnet.network.Network.predict_proba`),
+so one ``Predictor`` answers from several threads at once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitnet.errors import ModelFileError
+from digitnet.layers import Dense, Dropout
+
+N_INPUTS = 784  # 28x28 pixels
+N_OUTPUTS = 10  # one per digit
+TOP = 3
+
+
+def json_float(p: float) -> float:
+    """A probability as JSON shows it: six significant digits."""
+    return float(f"{p:.6g}")
+
+
+def class_names(doc: dict[str, Any], n: int) -> list[str]:
+    """The names of the outputs: from the model's document if it records them, else the names
+    of the dataset it was trained on if digitnet knows it, else the digits."""
+    dataset = doc.get("dataset")
+    dataset = dataset if isinstance(dataset, dict) else {}
+    for names in (dataset.get("classes"), doc.get("classes")):
+        if isinstance(names, list) and len(names) == n and all(isinstance(s, str) for s in names):
+            return names
+    from digitnet.data.sources import DOWNLOADABLE
+
+    known = DOWNLOADABLE.get(str(dataset.get("name", "")))
+    if known is not None and len(known.classes) == n:
+        return list(known.classes)
+    return [str(d) for d in range(n)]
+
+
+class Predictor:
+    """A model file loaded for reading 28x28 digits.
+
+    Parameters
+    ----------
+    path : the ``model.safetensors`` file (see :mod:`digitnet.modelfile`).
+
+    Raises :class:`~digitnet.errors.ModelFileError` if the file is not a model, or if the
+    network does not map 784 pixels to 10 outputs.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        from digitnet.modelfile import load_model
+
+        self.path = Path(path)
+        self.net, self.doc = load_model(self.path)
+        net = self.net
+        if net.n_inputs != N_INPUTS or net.n_outputs != N_OUTPUTS:
+            raise ModelFileError(
+                f"{self.path}: the network maps {net.n_inputs} inputs to {net.n_outputs} "
+                f"outputs; reading digits needs {N_INPUTS} inputs (a 28x28 image) and "
+                f"{N_OUTPUTS} outputs (one per digit).",
+                "train one with 'digitnet train --layers 784-...-10 --out DIR'",
+            )
+        self.classes = class_names(self.doc, net.n_outputs)
+
+    # -- the answer ------------------------------------------------------------------------
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        """``(10, m)`` float64 columns that sum to 1, for the columns of ``X`` (``(784, m)``).
+
+        A softmax output already does; a sigmoid output (a model trained with the mse cost)
+        gives ten independent scores, which are divided by their sum (they are then scores, not
+        calibrated probabilities).
+        """
+        return _normalised(self.net.predict_proba(X))
+
+    def answers(self, X: np.ndarray) -> list[dict[str, Any]]:
+        """For each column of ``X``: ``{"prediction", "probabilities", "top3"}``."""
+        P = self.probabilities(X)
+        return [_answer(P[:, j]) for j in range(P.shape[1])]
+
+    def trace(self, image: np.ndarray) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """One ``(28, 28)`` image through the network, layer by layer.
+
+        Returns the answer (as :meth:`answers`) and the layers' outputs: ``A0`` (the input
+        ``X``), then ``Z1``, ``A1``, ... ``AL``, each ``{"name", "kind", "shape", "values"}``.
+        The answer comes from the same arithmetic as :meth:`answers` (``predict_proba`` runs the
+        same layers on the same column), so both give the same digits for the same image.
+        """
+        from digitnet.imaging import to_column
+
+        A = self.net._check_input(to_column(image))
+        layers = [_record("A0", "input", A)]
+        l_index = 0
+        with np.errstate(over="ignore", under="ignore"):
+            for layer in self._layers():
+                A = layer.forward(A)
+                kind = str(layer.config()["kind"])
+                if isinstance(layer, Dense):
+                    l_index += 1
+                    layers.append(_record(f"Z{l_index}", kind, A))
+                else:
+                    layers.append(_record(f"A{l_index}", kind, A))
+        return _answer(_normalised(A)[:, 0]), layers
+
+    def _layers(self) -> list[Any]:
+        """The layers that act at inference (dropout passes its input through unchanged)."""
+        return [layer for layer in self.net.layers if not isinstance(layer, Dropout)]
+
+    # -- what the model is ------------------------------------------------------------------
+    def layer_table(self) -> list[dict[str, Any]]:
+        """Each layer with its output's name and shape, and for a dense layer ``Wˡ`` and ``bˡ``."""
+        table: list[dict[str, Any]] = []
+        l_index, n = 0, self.net.n_inputs
+        for i, layer in enumerate(self._layers()):
+            n = layer.output_size(n)
+            row: dict[str, Any] = {"index": i, "kind": str(layer.config()["kind"])}
+            if isinstance(layer, Dense):
+                l_index += 1
+                row.update(
+                    name=f"Z{l_index}",
+                    shape=[n],
+                    W=f"W{l_index}",
+                    W_shape=list(layer.W.shape),
+                    b=f"b{l_index}",
+                    b_shape=list(layer.b.shape),
+                )
+            else:
+                row.update(name=f"A{l_index}", shape=[n])
+            table.append(row)
+        return table
+
+    def incoming(self, l_index: int, unit: int) -> tuple[np.ndarray, float]:
+        """Row ``unit`` of ``Wˡ`` (the unit's incoming weights) and ``bˡ[unit]``; ``l`` from 1.
+
+        Raises ``IndexError`` for a layer or unit the network does not have.
+        """
+        dense = self.net.dense_layers
+        if not 1 <= l_index <= len(dense):
+            raise IndexError(f"layer {l_index}: the network has dense layers 1 to {len(dense)}")
+        layer = dense[l_index - 1]
+        if not 0 <= unit < layer.W.shape[0]:
+            raise IndexError(f"unit {unit}: layer {l_index} has units 0 to {layer.W.shape[0] - 1}")
+        return layer.W[unit], float(layer.b[unit, 0])
+
+
+def _normalised(P: np.ndarray) -> np.ndarray:
+    P = np.asarray(P, dtype=np.float64)
+    P = np.clip(np.nan_to_num(P, nan=0.0, posinf=1.0, neginf=0.0), 0.0, None)
+    total = P.sum(axis=0, keepdims=True)
+    uniform = total <= 0
+    return np.where(uniform, 1.0 / P.shape[0], P / np.where(uniform, 1.0, total))
+
+
+def _answer(column: np.ndarray) -> dict[str, Any]:
+    order = np.argsort(-column, kind="stable")[:TOP]
+    top = [[int(k), json_float(column[k])] for k in order]
+    return {
+        "prediction": top[0][0],
+        "probabilities": [json_float(p) for p in column],
+        "top3": top,
+    }
+
+
+def _record(name: str, kind: str, A: np.ndarray) -> dict[str, Any]:
+    values = np.asarray(A[:, 0], dtype=np.float64)
+    return {
+        "name": name,
+        "kind": kind,
+        "shape": [int(values.size)],
+        "values": [json_float(v) for v in values],
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import socket
 import sys
 from pathlib import Path
@@ -121,6 +122,11 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # One BLAS thread per request: the server's parallelism is its concurrent requests, and a
+    # one-column forward pass is too small to share (two threads would only wait on each other).
+    # Set before NumPy loads; a value the user set is kept.
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
     if args.model is None:
         root = Path(args.runs or DEFAULT_RUNS).expanduser()
         model = _newest_model(root)

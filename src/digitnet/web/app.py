@@ -113,11 +113,13 @@ class App:
         return JSONResponse(answer)
 
     def _read(self, data: bytes) -> dict[str, Any]:
+        import numpy as np
+
         from digitnet.imaging import preprocess
 
         image = preprocess(data)
         answer, layers = self.predictor.trace(image)
-        image28 = [[round(float(v), 4) for v in row] for row in image]
+        image28 = np.round(np.asarray(image, dtype=np.float64), 4).tolist()
         return {**answer, "image28": image28, "layers": layers}
 
     async def weights(self, request: Request) -> Response:

@@ -110,17 +110,20 @@ class App:
             answer = await run_in_threadpool(self._read, bytes(body))
         except DigitnetError as exc:
             return _error(400, " ".join(exc.message.split()))
-        return JSONResponse(answer)
+        return Response(answer, media_type="application/json")
 
-    def _read(self, data: bytes) -> dict[str, Any]:
+    def _read(self, data: bytes) -> bytes:
+        """The answer for one image, as JSON bytes (orjson: thousands of numbers, ten times
+        quicker than the standard library's encoder, which is a third of a request's time)."""
         import numpy as np
+        import orjson
 
         from digitnet.imaging import preprocess
 
         image = preprocess(data)
         answer, layers = self.predictor.trace(image)
         image28 = np.round(np.asarray(image, dtype=np.float64), 4).tolist()
-        return {**answer, "image28": image28, "layers": layers}
+        return orjson.dumps({**answer, "image28": image28, "layers": layers})
 
     async def weights(self, request: Request) -> Response:
         l_index, unit = request.path_params["layer"], request.path_params["unit"]

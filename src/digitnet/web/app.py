@@ -210,6 +210,16 @@ class App:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+class _Static(StaticFiles):
+    """The page's files, revalidated on every load (no-cache: a browser may keep them but asks
+    whether they changed), so a new digitnet's page never runs an old script."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
 def _too_big(received: int, declared: str) -> str:
     size = f"{int(declared):,} bytes" if declared.isdigit() else f"over {received:,} bytes"
     return f"the image is {size}; the limit is {MAX_BODY_BYTES:,}: send a smaller PNG or JPEG."
@@ -238,7 +248,7 @@ def create_app(model: Path, runs_root: Path, served_run: str | None = None) -> S
         Route("/api/runs/{name}/history", app.history, methods=["GET"]),
         Route("/api/runs/{name}/events", app.events, methods=["GET"]),
         Route("/api/runs/{name}/weights.png", app.weights_png, methods=["GET"]),
-        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        Mount("/static", _Static(directory=STATIC), name="static"),
     ]
     return Starlette(
         routes=routes,

@@ -1,13 +1,13 @@
 """Latency of ``POST /api/predict`` on a real ``digitnet serve``, with 8 concurrent clients.
 
-Starts ``digitnet serve`` in a subprocess on a 784-512-256-10 model (trained here for a few
-epochs on the embedded digits unless ``--model`` names one), then sends what the page sends: real
-MNIST test digits drawn black on white on a 280x280 canvas, as PNG. First one client alone (the
-latency of one request on an idle server), then ``--clients`` clients at once, each on its own
-keep-alive connection, ``--requests`` requests in all. Prints p50, p90, p99 and max latency,
-requests per second, how many answers were right (equal to the model's own answer for the same
-image), and the machine's load average before and after (the server and the clients share this
-machine's 2 cores: a busy neighbour shows up here).
+Starts ``digitnet serve`` in a subprocess on a 784-512-256-10 model (trained here for a few epochs
+on the embedded digits unless ``--model`` names one), then sends what the page sends: real MNIST
+test digits drawn black on white on the pad's 560x560 canvas, as PNG. First one client alone (the
+latency of one request on an idle server), then ``--clients`` clients at once, each on its own keep-
+alive connection, ``--requests`` requests in all. Prints p50, p90, p99 and max latency, requests per
+second, how many answers were right (equal to the model's own answer for the same image), and the
+machine's load average before and after (the server and the clients share this machine's 2 cores: a
+busy neighbour shows up here).
 
     python bench/bench_web.py                   # target: p50 < 15 ms, p99 < 60 ms at 8 clients
     python bench/bench_web.py --model runs/a --requests 2000
@@ -40,11 +40,11 @@ def loadavg() -> str:
 
 
 def canvas_png(x: np.ndarray) -> bytes:
-    """A digit as the page's pad sends it: black ink on white, 280x280 PNG."""
+    """A digit as the page's pad sends it: black ink on white, 560x560 PNG."""
     from PIL import Image
 
     pixels = np.rint(255.0 * (1.0 - x.reshape(28, 28))).astype(np.uint8)
-    img = Image.fromarray(pixels, mode="L").resize((280, 280), Image.Resampling.BILINEAR)
+    img = Image.fromarray(pixels, mode="L").resize((560, 560), Image.Resampling.BILINEAR)
     out = io.BytesIO()
     img.convert("RGB").save(out, "PNG")
     return out.getvalue()

@@ -36,7 +36,7 @@ FORBIDDEN = ("matplotlib", "torch", "pooch", "tqdm", "requests", "pandas", "IPyt
 #: heavy modules that are reported when imported (top-level packages)
 HEAVY = ("numpy", "scipy", "PIL", "safetensors", "platformdirs", *FORBIDDEN)
 #: what each command needs
-NEEDED = {"help": (), "predict": ("numpy", "scipy", "PIL", "safetensors")}
+NEEDED = {"help": (), "predict": ("numpy", "PIL", "safetensors")}
 
 _PROBE = """\
 import json, runpy, sys
@@ -116,7 +116,7 @@ def slowest_imports(args: list[str], n: int = 8) -> list[tuple[float, str]]:
         _, cumulative, name = line.split("|", 2)
         if name.startswith(" ") and not name.startswith("  "):  # depth 0: one space after "|"
             try:
-                # scipy.ndimage shows up as the first of its private modules to finish
+                # a package can show up as the first of its private modules to finish
                 rows.append((int(cumulative) / 1e6, name.strip().split("._")[0]))
             except ValueError:  # the header line
                 continue
@@ -171,14 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             present = [m for m in HEAVY if m in tops]
             bad = [m for m in present if m in FORBIDDEN]
             unneeded = [m for m in present if m not in NEEDED[kind] and m not in FORBIDDEN]
-            scipy_parts = sorted(
-                {m.split(".")[1] for m in modules if m.startswith("scipy.") and "._" not in m}
-            )
-            detail = ", ".join(
-                f"scipy ({', '.join(scipy_parts)})" if m == "scipy" and scipy_parts else m
-                for m in present
-            )
-            print(f"  {kind:<8} {detail or 'none'}")
+            print(f"  {kind:<8} {', '.join(present) or 'none'}")
             if bad:
                 print(f"  {kind:<8} MUST NOT import: {', '.join(bad)}")
                 failed = True

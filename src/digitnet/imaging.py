@@ -41,7 +41,9 @@ refusal is an :class:`~digitnet.errors.ImageError` with a one-line message namin
 :func:`preprocess` is the two together, and :func:`to_column` turns the result into the
 ``(784, 1)`` column that :meth:`digitnet.network.Network.predict_proba` takes.
 
-Pillow and SciPy load inside the functions that use them: importing this module costs NumPy only.
+Pillow loads inside the functions that use it: importing this module costs NumPy only. The image
+filters (median, labelling, distance transform, opening) are NumPy, in :mod:`digitnet._ndimage`,
+the same as SciPy's ``ndimage`` but without the third of a second it takes to import.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from digitnet import _ndimage as ndimage
 from digitnet.errors import ImageError, ShapeError
 
 if TYPE_CHECKING:
@@ -307,7 +310,6 @@ def _cells(v: np.ndarray, q: float) -> np.ndarray:
     centres back to full size.
     """
     from PIL import Image
-    from scipy import ndimage
 
     h, w = v.shape
     small = _shrink(v, _STATS_SIDE) if max(h, w) > _STATS_SIDE else v
@@ -317,7 +319,7 @@ def _cells(v: np.ndarray, q: float) -> np.ndarray:
     padded = np.pad(small, ((0, gh * cell - sh), (0, gw * cell - sw)), mode="reflect")
     blocks = padded.reshape(gh, cell, gw, cell).transpose(0, 2, 1, 3).reshape(gh, gw, -1)
     grid = np.percentile(blocks, q, axis=-1)
-    grid = ndimage.median_filter(grid.astype(np.float32), size=3, mode="nearest")
+    grid = ndimage.median_filter(grid.astype(np.float32), np.ones((3, 3), bool), mode="nearest")
     # The full image spans sw/cell by sh/cell cells of the grid.
     up = Image.fromarray(np.ascontiguousarray(grid)).resize(
         (w, h), Image.Resampling.BILINEAR, box=(0.0, 0.0, sw / cell, sh / cell)
@@ -354,9 +356,7 @@ def _digit_pieces(strong: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]]:
     """The connected pieces of ink that make the digit, and their bounding box: the largest
     piece, and every piece at least ``_KEEP_FRACTION`` of its size within ``_KEEP_GAP`` of the
     digit so far. Raises the blank-page error if the largest piece is too small to be a digit."""
-    from scipy import ndimage
-
-    labels, n = ndimage.label(strong, structure=np.ones((3, 3), dtype=bool))
+    labels, n = ndimage.label(strong)  # 8-connected
     if n == 0:
         raise _blank()
     areas = np.bincount(labels.ravel())[1:]
@@ -435,8 +435,6 @@ def _dark_ink(grey: np.ndarray) -> bool:
     the image wide (which follow gradients and shadows, edges and all, while strokes narrower
     than half the window vanish from them). Negative: a dark tail, so dark ink.
     """
-    from scipy import ndimage
-
     tiny = (_shrink(grey, 64) if max(grey.shape) > 64 else grey).astype(np.float64)
     total = _skew(tiny - np.median(tiny))
     for fraction in (2, 3):
@@ -446,7 +444,7 @@ def _dark_ink(grey: np.ndarray) -> bool:
         centre = size // 2
         window = np.zeros((size, size), dtype=bool)
         window[centre % 3 :: 3, centre % 3 :: 3] = True
-        total += _skew(tiny - ndimage.median_filter(tiny, footprint=window, mode="reflect"))
+        total += _skew(tiny - ndimage.median_filter(tiny, window, mode="reflect"))
     return total < 0.0
 
 
@@ -471,8 +469,6 @@ def _ink(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _ink_of(grey: np.ndarray, small: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_ink` for ink known to be darker (``dark_ink``) or lighter than the paper."""
-    from scipy import ndimage
-
     scale = max(grey.shape) / max(small.shape)
     v = 1.0 - grey if dark_ink else grey  # ink bright from here on
     v_small = 1.0 - small if dark_ink else small
@@ -492,7 +488,7 @@ def _ink_of(grey: np.ndarray, small: np.ndarray, dark_ink: bool) -> tuple[np.nda
     # k, so with k 2.5 times the widest stroke it removes the ink and keeps the paper, following
     # gradients and even the sharp edge of a shadow, which a smooth background cannot.
     k = 2 * math.ceil(1.25 * widest) + 1
-    s, base, strong, weak = _contrast(v, ndimage.grey_opening(v, size=(k, k)))
+    s, base, strong, weak = _contrast(v, ndimage.grey_opening(v, (k, k)))
 
     # 2. Ink: the digit's pieces, each with its faint rim (weak ink connected to a kept piece),
     # looked for within a margin of a tenth of the digit's size around them.
@@ -503,7 +499,7 @@ def _ink_of(grey: np.ndarray, small: np.ndarray, dark_ink: bool) -> tuple[np.nda
     s, weak = s[window], weak[window]
     strokes = np.zeros_like(weak)
     strokes[rows.start - r0 : rows.stop - r0, cols.start - c0 : cols.stop - c0] = kept
-    rims, _ = ndimage.label(weak | strokes, structure=np.ones((3, 3), dtype=bool))
+    rims, _ = ndimage.label(weak | strokes)  # 8-connected
     region = np.isin(rims, np.unique(rims[strokes]))
     level = float(np.percentile(s[strokes], _INK_PERCENTILE))
     ink = np.clip((s - np.float32(base)) / np.float32(max(level - base, 1e-6)), 0.0, 1.0)
@@ -563,8 +559,6 @@ def _thicken(crop: np.ndarray, strokes: np.ndarray, min_stroke: float) -> np.nda
     ``min_stroke`` wide. Not a step of MNIST's own: a fine pen on a large digit would otherwise
     come out as a faint hairline, thinner than any writing in MNIST.
     """
-    from scipy import ndimage
-
     width = _stroke_width(strokes)
     side = max(crop.shape)
     if width * BOX / side >= min_stroke:
@@ -574,7 +568,8 @@ def _thicken(crop: np.ndarray, strokes: np.ndarray, min_stroke: float) -> np.nda
     grow = (ratio * side - width) / (2.0 * (1.0 - ratio))
     pad = math.ceil(grow) + 1
     strokes = np.pad(strokes, pad)
-    distance = ndimage.distance_transform_edt(~strokes)
+    # Only distances under grow + 0.5 make ink; the others come back as inf, and make none.
+    distance = ndimage.distance_transform_edt(~strokes, limit=grow + 0.5)
     thick = np.clip(grow + 0.5 - distance, 0.0, 1.0).astype(np.float32)
     wide = np.maximum(np.pad(crop, pad), thick)
     rows = np.flatnonzero(wide.any(axis=1))

@@ -2,7 +2,7 @@
 
 Starts ``digitnet serve`` in a subprocess on a 784-512-256-10 model (trained here for a few epochs
 on the embedded digits unless ``--model`` names one), then sends what the page sends: real MNIST
-test digits drawn black on white on the pad's 560x560 canvas, as PNG. First one client alone (the
+test digits drawn black on white on the pad's 280x280 canvas, as PNG. First one client alone (the
 latency of one request on an idle server), then ``--clients`` clients at once, each on its own keep-
 alive connection, ``--requests`` requests in all. Prints p50, p90, p99 and max latency, requests per
 second, how many answers were right (equal to the model's own answer for the same image), and the
@@ -21,6 +21,7 @@ import io
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,13 +41,13 @@ def loadavg() -> str:
 
 
 def canvas_png(x: np.ndarray) -> bytes:
-    """A digit as the page's pad sends it: black ink on white, 560x560 PNG."""
+    """A digit as the page's pad sends it: black ink on white, 280x280 RGBA PNG."""
     from PIL import Image
 
     pixels = np.rint(255.0 * (1.0 - x.reshape(28, 28))).astype(np.uint8)
-    img = Image.fromarray(pixels, mode="L").resize((560, 560), Image.Resampling.BILINEAR)
+    img = Image.fromarray(pixels, mode="L").resize((280, 280), Image.Resampling.BILINEAR)
     out = io.BytesIO()
-    img.convert("RGB").save(out, "PNG")
+    img.convert("RGBA").save(out, "PNG")
     return out.getvalue()
 
 
@@ -58,9 +59,10 @@ def train_model(folder: Path) -> Path:
     return run / "model.safetensors"
 
 
-def start_server(model: Path) -> tuple[subprocess.Popen, str]:
+def start_server(model: Path, workers: int) -> tuple[subprocess.Popen, str]:
+    command = [sys.executable, "-m", "digitnet", "serve", str(model), "--port", "0"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "digitnet", "serve", str(model), "--port", "0"],
+        [*command, "--workers", str(workers)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -72,31 +74,55 @@ def start_server(model: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"digitnet serve did not start (exit status {proc.wait()})")
 
 
-def post(conn: http.client.HTTPConnection, body: bytes) -> tuple[float, int, dict]:
+def post(conn: http.client.HTTPConnection, body: bytes) -> tuple[float, int, bytes]:
     t = time.perf_counter()
     conn.request("POST", "/api/predict", body=body, headers={"Content-Type": "image/png"})
     r = conn.getresponse()
     data = r.read()
-    return time.perf_counter() - t, r.status, json.loads(data)
+    return time.perf_counter() - t, r.status, data
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes and their children (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15]) / ticks  # utime stime cutime cstime
+    return total
+
+
+def server_pids(proc: subprocess.Popen) -> list[int]:
+    try:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return [proc.pid, *map(int, children)]
 
 
 def run_clients(address, bodies, expected, clients: int, total: int):
     """``total`` requests from ``clients`` threads; returns latencies, wall time, wrong count."""
     per = [total // clients + (k < total % clients) for k in range(clients)]
     latencies: list[list[float]] = [[] for _ in range(clients)]
-    wrong = [0] * clients
+    answers: list[list[tuple[int, int, bytes]]] = [[] for _ in range(clients)]
     start = threading.Barrier(clients + 1)
 
     def client(k: int) -> None:
         conn = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
         conn.connect()
+        # http.client sends the headers and a body over 2920 bytes in two writes: without
+        # TCP_NODELAY, Nagle's algorithm holds the body until the headers' delayed ACK (40 ms).
+        # Browsers set it; so do we.
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         start.wait()
         for j in range(per[k]):
             i = (k * 7919 + j) % len(bodies)
-            seconds, status, answer = post(conn, bodies[i])
+            seconds, status, data = post(conn, bodies[i])
             latencies[k].append(seconds)
-            if status != 200 or answer.get("prediction") != expected[i]:
-                wrong[k] += 1
+            answers[k].append((i, status, data))  # checked after the clock stops
         conn.close()
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
@@ -107,7 +133,12 @@ def run_clients(address, bodies, expected, clients: int, total: int):
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    return np.array([s for per_k in latencies for s in per_k]), wall, sum(wrong)
+    wrong = sum(
+        status != 200 or json.loads(data).get("prediction") != expected[i]
+        for per_k in answers
+        for i, status, data in per_k
+    )
+    return np.array([s for per_k in latencies for s in per_k]), wall, wrong
 
 
 def report(name: str, lat: np.ndarray, wall: float, wrong: int) -> None:
@@ -123,6 +154,7 @@ def main() -> None:
     parser.add_argument("--model", help="a model file or run folder (default: train one)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2, help="digitnet serve --workers")
     args = parser.parse_args()
 
     from digitnet.data.datasets import load_embedded
@@ -141,15 +173,24 @@ def main() -> None:
         predictor = Predictor(model)
         arch = "-".join(str(n) for n in [784, *(d.W.shape[0] for d in predictor.net.dense_layers)])
         expected = [predictor.trace(preprocess(b))[0]["prediction"] for b in bodies]
-        proc, url = start_server(model)
+        proc, url = start_server(model, args.workers)
         try:
             address = urlsplit(url)
             print(f"model {arch}; server {url}; {os.cpu_count()} cores; load {loadavg()}")
             run_clients(address, bodies, expected, args.clients, 100)  # warm up
             lat, wall, wrong = run_clients(address, bodies, expected, 1, 200)
             report("1 client", lat, wall, wrong)
+            pids = server_pids(proc)
+            server0, client0 = cpu_seconds(pids), time.process_time()
             lat, wall, wrong = run_clients(address, bodies, expected, args.clients, args.requests)
+            server1, client1 = cpu_seconds(pids), time.process_time()
             report(f"{args.clients} clients", lat, wall, wrong)
+            n = lat.size
+            server_ms, client_ms = 1e3 * (server1 - server0) / n, 1e3 * (client1 - client0) / n
+            print(
+                f"CPU per request: server {server_ms:.2f} ms ({args.workers} workers), "
+                f"clients {client_ms:.2f} ms"
+            )
             print(f"load average after: {loadavg()}")
         finally:
             proc.terminate()

@@ -15,7 +15,7 @@ import socket
 import sys
 from pathlib import Path
 
-from digitnet.commands import MODEL_FILE, Formatter, model_path, warn
+from digitnet.commands import MODEL_FILE, Formatter, model_path, positive_int, warn
 
 DEFAULT_RUNS = "runs"
 
@@ -65,6 +65,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--port", type=_port, default=8000, help="the port to listen on (0: any free port)"
     )
+    serve.add_argument(
+        "--workers",
+        type=positive_int,
+        default=min(2, os.cpu_count() or 1),
+        help="processes answering requests (each holds the model; one per core is enough)",
+    )
     serve.add_argument("--open", action="store_true", help="open the page in a web browser")
     serve.set_defaults(handler=cmd_serve)
 
@@ -107,8 +113,10 @@ def _listen(host: str, port: int) -> socket.socket:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise ConfigError(f"--host {host}: not an address this machine has ({exc}).") from None
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    family, kind, proto, _, address = infos[0]
+    # proto must say TCP: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets that
+    # do, and with it on, every answer on a kept-alive connection waits 40 ms for a delayed ACK.
+    sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
@@ -139,9 +147,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from digitnet.web.app import create_app
+    from digitnet.web.app import ENVIRONMENT, create_app
 
-    app = create_app(model, root, served)
+    app = create_app(model, root, served)  # in this process too: a bad model fails here, once
     if not _is_loopback(args.host):
         warn(
             f"--host {args.host}: the page will be reachable from the network, by anyone who "
@@ -151,21 +159,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
-    print(f"digitnet serve: {url}  (model {model}; runs {root}/)  Ctrl-C stops it", flush=True)
+    workers = args.workers
+    print(
+        f"digitnet serve: {url}  (model {model}; runs {root}/; {workers} worker"
+        f"{'s' if workers > 1 else ''})  Ctrl-C stops it",
+        flush=True,
+    )
     if args.open:
         import webbrowser
 
         webbrowser.open(url)
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=2,
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
+    options = {
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 2,
+        "lifespan": "off",
+    }
     try:
-        server.run(sockets=[sock])
+        if workers == 1:
+            uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
+        else:
+            # Worker processes share the listening socket, each with its own interpreter (and
+            # GIL) and its own copy of the model; each builds the app from the environment.
+            from uvicorn.supervisors import Multiprocess
+
+            os.environ.update(
+                {
+                    ENVIRONMENT["model"]: str(model.resolve()),
+                    ENVIRONMENT["runs"]: str(root.resolve()),
+                    ENVIRONMENT["served"]: served or "",
+                }
+            )
+            config = uvicorn.Config(
+                "digitnet.web.app:from_environment", factory=True, workers=workers, **options
+            )
+            Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()
     print("digitnet serve: stopped", file=sys.stderr)

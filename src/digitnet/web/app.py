@@ -236,6 +236,23 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return _error(500, f"the server failed: {type(exc).__name__}: {exc}")
 
 
+#: the environment variables through which ``digitnet serve --workers N`` tells each worker
+#: process what to serve (see :func:`from_environment`)
+ENVIRONMENT = {
+    "model": "DIGITNET_SERVE_MODEL",
+    "runs": "DIGITNET_SERVE_RUNS",
+    "served": "DIGITNET_SERVE_RUN",
+}
+
+
+def from_environment() -> Starlette:
+    """:func:`create_app` for a worker process of ``digitnet serve``, from :data:`ENVIRONMENT`."""
+    import os
+
+    env = {key: os.environ.get(name, "") for key, name in ENVIRONMENT.items()}
+    return create_app(Path(env["model"]), Path(env["runs"]), env["served"] or None)
+
+
 def create_app(model: Path, runs_root: Path, served_run: str | None = None) -> Starlette:
     """The ASGI application serving ``model`` and the run folders under ``runs_root``."""
     app = App(Path(model), Path(runs_root), served_run)

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFilter
 
+from digitnet import imaging
 from digitnet.data.datasets import load_embedded
 from digitnet.errors import DigitnetError, ImageError, ShapeError
 from digitnet.imaging import (
@@ -187,6 +188,25 @@ def test_mnist_digits_come_back_as_they_were(mnist, net):
     np.testing.assert_allclose(again, inverted, atol=1e-5)
     assert np.abs(again - X).mean() < 0.01
     assert np.mean(net.predict(again) == net.predict(X)) >= 0.98
+
+
+def test_drawings_on_even_paper_read_as_the_full_recipe_reads_them(mnist, net, monkeypatch):
+    """A drawing pad's canvas (even paper: the page of digitnet serve sends one) takes the short
+    way, cropped and scaled before its ink is found; it comes out as the whole recipe makes it."""
+    X = mnist.X_test[:, :150]
+    pads = []
+    for i, x in enumerate(X.T):
+        side = 200 + 4 * i  # 200 to 796 pixels
+        img = Image.fromarray(np.rint(255 * (1 - x.reshape(FIELD, FIELD))).astype(np.uint8))
+        pads.append(png(img.resize((side, side), Image.Resampling.BILINEAR).convert("RGBA")))
+    assert all(imaging._flat_paper(load_image(p)) == 1.0 for p in pads[:5])
+    short = np.hstack([to_column(preprocess(p)) for p in pads])
+    monkeypatch.setattr(imaging, "_flat_paper", lambda grey: None)
+    full = np.hstack([to_column(preprocess(p)) for p in pads])
+    assert np.abs(short - full).mean() < 0.03
+    assert np.mean(net.predict(short) == net.predict(full)) >= 0.98
+    for column in short.T[:20]:
+        assert_mnist_like(column.reshape(FIELD, FIELD))
 
 
 def test_dark_ink_and_light_ink_give_the_same_digit(mnist):

@@ -22,7 +22,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("httpx2")  # Starlette's TestClient
 
 from starlette.testclient import TestClient
-from webutil import digit_png, serve
+from web_helpers import Server, digit_png
 
 
 def run_cli(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -272,8 +272,8 @@ def test_a_thousand_requests_from_eight_clients(runs_root, digits):
     n_clients, per_client = 8, 125
     answers: list[list[tuple[int, int, dict]]] = [[] for _ in range(n_clients)]
     failures: list[BaseException] = []
-    with serve(str(runs_root / "a")) as url:
-        address = urlsplit(url)
+    with Server(str(runs_root / "a"), log=runs_root.parent / "serve-1000.log") as server:
+        address = urlsplit(server.url)
 
         def client_thread(k: int) -> None:
             conn = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
@@ -309,8 +309,8 @@ def test_serve_command_line(tmp_path, runs_root):
     r = run_cli("serve", str(tmp_path / "missing"))
     assert r.returncode != 0 and "no such file or folder" in r.stderr.splitlines()[0]
     # With no MODEL, the newest run under --runs that has a model.
-    with serve("--runs", str(runs_root)) as url:
-        address = urlsplit(url)
+    with Server("--runs", str(runs_root), log=tmp_path / "serve.log") as server:
+        address = urlsplit(server.url)
         conn = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
         conn.request("GET", "/api/model")
         doc = json.loads(conn.getresponse().read())

@@ -93,7 +93,8 @@ def digits(model) -> list[tuple[int, np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def server(model, runs_dir, tmp_path_factory):
-    srv = Server(model, runs_dir, tmp_path_factory.mktemp("serve") / "serve.log")
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    srv = Server(str(model), "--runs", str(runs_dir), log=log)
     yield srv
     srv.stop()
 

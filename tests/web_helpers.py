@@ -1,4 +1,4 @@
-"""Helpers for the browser tests of ``digitnet serve`` (``tests/test_web_page.py``).
+"""Helpers for the tests of ``digitnet serve`` (``test_web_page.py``, ``test_web_api.py``).
 
 The server runs as a real subprocess (``python3 -m digitnet serve MODEL --port 0``), announcing
 its address on stdout once it listens; Chromium is Debian's (``/usr/bin/chromium``), driven by
@@ -8,6 +8,7 @@ Playwright's sync API (never ``playwright install``: it cannot work on these mac
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import queue
@@ -45,14 +46,14 @@ def subprocess_env() -> dict[str, str]:
 
 
 class Server:
-    """``digitnet serve`` in a subprocess, stopped by :meth:`stop`."""
+    """``digitnet serve ARGS --port 0`` in a subprocess, stopped by :meth:`stop` (or as a
+    context manager); its stderr goes to ``log``, its address is :attr:`url`."""
 
-    def __init__(self, model: Path, runs: Path, log: Path, timeout: float = 60.0) -> None:
+    def __init__(self, *args: str, log: Path, timeout: float = 60.0) -> None:
         self.log_path = log
         self._log = log.open("w", encoding="utf-8")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "digitnet", "serve", str(model), "--port", "0",
-             "--runs", str(runs)],
+            [sys.executable, "-m", "digitnet", "serve", *args, "--port", "0"],
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,
@@ -86,6 +87,12 @@ class Server:
                 self.url = f"http://127.0.0.1:{found.group(1)}"
                 return
 
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -95,6 +102,18 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self._log.close()
+
+
+def digit_png(x: np.ndarray, side: int = 280, fmt: str = "PNG") -> bytes:
+    """A ``(784,)`` MNIST digit as a pad would send it: black ink on white, ``side`` pixels."""
+    from PIL import Image
+
+    pixels = np.rint(255.0 * (1.0 - np.asarray(x, dtype=np.float64).reshape(28, 28)))
+    img = Image.fromarray(pixels.astype(np.uint8), mode="L")
+    img = img.resize((side, side), Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    img.convert("RGB").save(out, fmt)
+    return out.getvalue()
 
 
 def request(url: str, data: bytes | None = None, content_type: str | None = None

@@ -97,9 +97,9 @@ WORKING_SIDE = 1024
 
 A digit a thirtieth of the frame tall still spans 34 pixels: more than the 20 it will fill.
 """
-DRAWING_SIDE = 160
+DRAWING_SIDE = 112
 """A drawing on perfectly even paper (a drawing pad's canvas) is cropped to what is drawn, with a
-margin, and scaled down to this longest side: the digit still spans five times the 20 pixels it
+margin, and scaled down to this longest side: the digit still spans four times the 20 pixels it
 will fill, and finding its ink takes a millisecond instead of twenty.
 """
 
@@ -396,7 +396,9 @@ def _digit_pieces(strong: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]]:
     return np.isin(window, np.fromiter((i + 1 for i in kept), dtype=labels.dtype)), box
 
 
-def _contrast(v: np.ndarray, paper: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+def _contrast(
+    v: np.ndarray, paper: np.ndarray, even: bool = False
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
     """How far each pixel of ``v`` (ink bright) stands out from the ``paper`` under it.
 
     ``r = v - paper`` is the departure in grey levels and ``s = r / paper_brightness`` the same
@@ -405,15 +407,21 @@ def _contrast(v: np.ndarray, paper: np.ndarray) -> tuple[np.ndarray, float, np.n
     the median absolute deviation, a standard deviation unmoved by the ink) of an evenly spaced
     sample: noise added by the camera is even in ``r``, the paper's own texture in ``s``.
 
+    Paper that is ``even`` (one exact grey level, see :func:`_flat_paper`) has no grain: its
+    level is 0 and its spread 0 on both scales, with no statistics to estimate.
+
     Returns ``s``, its paper level, the strong ink (clears Otsu's cut, ``_K_STRONG`` deviations
     of the grain and ``_MIN_CONTRAST``) and the weak ink (``_K_WEAK`` deviations, ``_MIN_RIM``).
     """
     r = v - paper
     s = r / np.maximum(1.0 - paper, np.float32(0.05))
     step = max(1, math.ceil(max(v.shape) / _STATS_SIDE))
-    r_base, r_spread = _robust(r[::step, ::step])
     s_sample = s[::step, ::step]
-    s_base, s_spread = _robust(s_sample)
+    if even:
+        (r_base, r_spread), (s_base, s_spread) = (0.0, 0.0), (0.0, 0.0)
+    else:
+        r_base, r_spread = _robust(r[::step, ::step])
+        s_base, s_spread = _robust(s_sample)
     strong_cut = max(_otsu(s_sample), s_base + _K_STRONG * s_spread, s_base + _MIN_CONTRAST)
     strong = (s > strong_cut) & (r > r_base + _K_STRONG * r_spread)
     weak = (s > s_base + max(_K_WEAK * s_spread, _MIN_RIM)) & (r > r_base + _K_WEAK * r_spread)
@@ -526,7 +534,7 @@ def _ink_of(
     v = 1.0 - grey if dark_ink else grey  # ink bright from here on
     if paper is not None:
         level = np.float32(1.0 - paper if dark_ink else paper)
-        s, base, strong, weak = _contrast(v, np.full_like(v, level))
+        s, base, strong, weak = _contrast(v, np.full_like(v, level), even=True)
         return _ink_around(s, base, strong, weak)
     scale = max(grey.shape) / max(small.shape)
     v_small = 1.0 - small if dark_ink else small

@@ -25,7 +25,8 @@ def run_cli(*args: str, timeout: float = 300, cwd=None) -> subprocess.CompletedP
 def test_help_and_version_are_light():
     code = (
         "import sys, digitnet.cli as c; p = c.build_parser(); p.format_help(); "
-        "print(sorted(m for m in ('numpy', 'matplotlib', 'torch') if m in sys.modules))"
+        "print(sorted(m for m in ('numpy', 'matplotlib', 'torch', 'starlette', 'uvicorn') "
+        "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -345,11 +345,3 @@ def test_a_host_beyond_loopback_is_warned_about(runs_root):
         _, err = proc.communicate(timeout=10)
     assert "warning: --host 0.0.0.0: the page will be reachable from the network" in err
 
-
-def test_serving_imports_nothing_for_the_other_commands():
-    code = (
-        "import sys, digitnet.cli as c; c.build_parser().format_help(); "
-        "print(sorted(m for m in ('starlette', 'uvicorn', 'numpy') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

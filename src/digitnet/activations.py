@@ -44,13 +44,20 @@ class ReLU(Activation):
     kind = "relu"
 
     def forward(self, Z: np.ndarray, training: bool = False) -> np.ndarray:
-        A = np.maximum(Z, 0, out=self._out("A", Z, training))
-        if training:
-            self.A = A
+        if not training:
+            return np.maximum(Z, 0)
+        # In training, against a reused array of zeros rather than the scalar 0: NumPy's SIMD
+        # loop takes two arrays, not an array and a scalar (3-4x faster on a 128 x 128 batch).
+        zeros = self._buffers.get("0")
+        if zeros is None or zeros.shape != Z.shape or zeros.dtype != Z.dtype:
+            zeros = self._buffers["0"] = np.zeros_like(Z)
+        A = np.maximum(Z, zeros, out=self._buffer("A", Z.shape, Z.dtype))  # A = max(0, Z)
+        self.A = A
         return A
 
     def backward(self, dA: np.ndarray) -> np.ndarray:
-        return np.multiply(dA, self.A > 0, out=self._dZ(dA))  # dZ = dA ⊙ g'(Z)
+        g = np.greater(self.A, 0, out=self._buffer("A>0", dA.shape, np.dtype(bool)))  # g'(Z)
+        return np.multiply(dA, g, out=self._dZ(dA))  # dZ = dA ⊙ g'(Z)
 
 
 class LeakyReLU(Activation):
@@ -171,12 +178,16 @@ class Softmax(Activation):
     kind = "softmax"
 
     def forward(self, Z: np.ndarray, training: bool = False) -> np.ndarray:
-        A = np.subtract(Z, Z.max(axis=0, keepdims=True), out=self._out("A", Z, training))
+        Z_max = Z.max(axis=0, keepdims=True)
+        A = np.subtract(Z, Z_max, out=self._out("A", Z, training))
         np.exp(A, out=A)
-        A /= A.sum(axis=0, keepdims=True)
+        total = A.sum(axis=0, keepdims=True)  # Σ_k e^(Z_k - max Z), one number per column
+        A /= total
         if training:
             self.A = A
             self.Z = Z
+            # log A = Z - max Z - log Σ_k e^(Z_k - max Z): what the cost needs of the output
+            self.Z_max, self.total = Z_max, total
         return A
 
     def backward(self, dA: np.ndarray) -> np.ndarray:

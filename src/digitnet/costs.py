@@ -90,6 +90,33 @@ class CrossEntropy(Cost):
         """``dZ = A - Y``: cross-entropy and softmax differentiated together (seeds 000-002)."""
         return np.subtract(A, Y, out=out)
 
+    # -- from integer labels: one-hot Y (no label smoothing), never built ----------------------
+    @staticmethod
+    def value_from_labels(
+        Z: np.ndarray, Z_max: np.ndarray, total: np.ndarray, y: np.ndarray, cols: np.ndarray
+    ) -> float:
+        """``C`` for one-hot targets of labels ``y``, from the softmax's logits, without ``Y``.
+
+        Only each column's true class counts, ``C = -1/m Σ_j log A[y_j, j]``, and exactly
+        ``-log A[y_j, j] = log Σ_k e^(Z[k, j] - max_j) + max_j - Z[y_j, j]``: the log-softmax
+        :meth:`value` reads. ``Z_max`` and ``total`` (the column maxima and sums ``Σ_k``, each
+        ``(1, m)``) are what :class:`~digitnet.activations.Softmax` kept; ``cols`` is
+        ``arange(m)``.
+        """
+        nll = np.log(total)
+        nll += Z_max
+        nll -= Z[y, cols]  # -log A[y_j, j], one number per column
+        return float(nll.sum(dtype=np.float64) / Z.shape[1])
+
+    @staticmethod
+    def dZ_from_labels(
+        A: np.ndarray, y: np.ndarray, cols: np.ndarray, out: np.ndarray
+    ) -> np.ndarray:
+        """``dZ = A - Y`` for one-hot ``Y``, without ``Y``: ``A`` less 1 at each true class."""
+        np.copyto(out, A)
+        out[y, cols] -= 1.0
+        return out
+
 
 class MeanSquaredError(Cost):
     r"""``C = 1/m Σ_j 1/n Σ_i (A_ij - Y_ij)²``, the MSE of seeds 003 and 004.

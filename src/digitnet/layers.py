@@ -12,7 +12,8 @@ batch, ``C = 1/m Σ_j ℓ_j``. The gradients that flow backwards (``dA``, ``dZ``
 000-002, the per-example gradients ``∂ℓ_j/∂Z[:, j]`` stacked as columns (``dZ² = A² - Y``, no
 ``1/m``); the ``1/m`` appears only when the parameter gradients are formed, ``dW = 1/m dZ·A_prevᵀ``
 and ``db = 1/m Σ dZ``. So ``dW`` and ``db`` are exactly ``∂C/∂W`` and ``∂C/∂b``, and ``dA_prev``
-is ``m · ∂C/∂A_prev``.
+is ``m · ∂C/∂A_prev``. The training loop's fast path for plain SGD is the one exception: it puts
+that ``1/m``, with the step's ``α``, on the output's ``dZᴸ`` once (:meth:`Dense.backward_sgd`).
 """
 
 from __future__ import annotations
@@ -169,6 +170,34 @@ class Dense(Layer):
             return None
         # dA_prev = Wᵀ·dZ (seed 004 §5: ∂C/∂X = Wᵀ ∂C/∂Y)
         return np.matmul(self.W.T, dZ, out=self._buffer("dA_prev", (self.n_in, m), dZ.dtype))
+
+    def backward_sgd(self, dZ_a: np.ndarray) -> np.ndarray | None:
+        """:meth:`backward` and the gradient-descent step ``θ := θ - α dθ`` in one (fast path).
+
+        For plain SGD (no momentum, no weight decay) the training loop hands back ``α/m dZ``
+        instead of ``dZ``: the ``1/m`` of ``dW`` and ``db`` and the ``α`` of the step, put once
+        on the output's ``dZᴸ`` (every gradient below it is linear in it, so each layer gets its
+        own ``α/m dZ`` and returns ``α/m dA_prev``). The products then give the steps ``α dW``
+        and ``α db`` themselves and each parameter moves in one pass: no pass over ``dZ`` for
+        the ``1/m``, none over ``dθ`` for the ``α``. ``dW`` and ``db`` are left as they were
+        (:meth:`backward` fills them).
+        """
+        if self.A_prev is None:
+            raise RuntimeError("backward_sgd() needs a forward(..., training=True) first.")
+        m = dZ_a.shape[1]
+        dA_prev = None
+        if self.needs_input_grad:
+            # α/m dA_prev = Wᵀ·(α/m dZ), first: it needs W before the step
+            dA_prev = np.matmul(
+                self.W.T, dZ_a, out=self._buffer("dA_prev", (self.n_in, m), dZ_a.dtype)
+            )
+        # W := W - α dW, with α dW = α/m dZ·A_prevᵀ
+        self.W -= np.matmul(dZ_a, self.A_prev.T, out=self._buffer("α dW", self.W.shape, dZ_a.dtype))
+        step_b = np.matmul(
+            dZ_a, self._ones(m, dZ_a.dtype), out=self._buffer("α db", self.b.shape, dZ_a.dtype)
+        )
+        self.b -= step_b  # b := b - α db, with α db = α/m Σ dZ
+        return dA_prev
 
     def __repr__(self) -> str:
         return f"Dense({self.n_in} -> {self.n_out})"

@@ -107,6 +107,7 @@ class Network:
         # Softmax + cross-entropy: backpropagation starts at dZᴸ = Aᴸ - Y (seeds 000-002).
         self.fused = isinstance(self.cost, CrossEntropy) and isinstance(layers[-1], Softmax)
         self._Y: np.ndarray | None = None
+        self._cols: np.ndarray | None = None  # arange(m): each column's index, for the labels
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -215,17 +216,55 @@ class Network:
 
     def backward(self, A: np.ndarray, Y: np.ndarray) -> None:
         """Fill every layer's ``dW``, ``db`` from the output ``A`` of the last forward pass."""
+        self.backpropagate(self.output_gradient(A, Y))
+
+    def output_gradient(self, A: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """Where backpropagation starts: ``dZᴸ = Aᴸ - Y`` when fused, else ``∂ℓ/∂Aᴸ``."""
         if self.fused:
             buf = self.layers[-1]._buffer("dZ", A.shape, A.dtype)
-            grad = self.cost.dZ(A, Y, out=buf)  # dZᴸ = Aᴸ - Y
-            rest = self.layers[:-1]
-        else:
-            grad = self.cost.gradient(A, Y)  # ∂ℓ/∂Aᴸ per example
-            rest = self.layers
+            return self.cost.dZ(A, Y, out=buf)  # dZᴸ = Aᴸ - Y
+        return self.cost.gradient(A, Y)  # ∂ℓ/∂Aᴸ per example
+
+    def backpropagate(self, grad: np.ndarray, alpha: float | None = None) -> None:
+        """Hand ``grad`` (from :meth:`output_gradient`) back through the layers, last first.
+
+        With ``alpha``, each dense layer also takes its plain gradient-descent step
+        ``θ := θ - α dθ`` as it goes (:meth:`Dense.backward_sgd`, the training loop's fast path
+        for SGD) and leaves ``dW``, ``db`` untouched.
+        """
+        rest = self.layers[:-1] if self.fused else self.layers
+        if alpha is not None:
+            # α/m on the output's gradient, once: what flows back is then α/m dZ at every layer
+            # (backpropagation is linear in it), and each product gives α dW directly
+            buf = rest[-1]._buffer("α/m grad", grad.shape, grad.dtype)
+            grad = np.multiply(grad, alpha / grad.shape[1], out=buf)
         for layer in reversed(rest):
-            grad = layer.backward(grad)
+            if alpha is not None and isinstance(layer, Dense):
+                grad = layer.backward_sgd(grad)
+            else:
+                grad = layer.backward(grad)
             if grad is None:  # the first dense layer: dA⁰ is not needed
                 break
+
+    def loss_and_output_gradient(self, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(C, dZᴸ)`` of the last training forward pass for integer labels ``y``, without ``Y``.
+
+        Softmax and cross-entropy with one-hot targets (no label smoothing) only: the cost from
+        the exact log-softmax of the true classes and ``dZᴸ = Aᴸ - Y`` as ``Aᴸ`` less 1 at each
+        column's true class (:meth:`CrossEntropy.value_from_labels`, ``dZ_from_labels``). The
+        same numbers as :meth:`cost_value` and :meth:`output_gradient` on ``Y``, with no
+        ``(10, m)`` one-hot array built, filled and read.
+        """
+        out = self.layers[-1]
+        if not self.fused or self.cost.label_smoothing:
+            raise ConfigError("Labels alone need softmax + cross-entropy without smoothing.")
+        m = y.shape[0]
+        cols = self._cols
+        if cols is None or cols.shape[0] != m:
+            cols = self._cols = np.arange(m)
+        C = self.cost.value_from_labels(out.Z, out.Z_max, out.total, y, cols)
+        buf = out._buffer("dZ", out.A.shape, out.A.dtype)
+        return C, self.cost.dZ_from_labels(out.A, y, cols, out=buf)  # dZᴸ = Aᴸ - Y
 
     def log_output(self) -> np.ndarray | None:
         """``log Aᴸ`` from the last training forward pass, exactly, when the output is softmax."""

@@ -31,6 +31,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from web_helpers import connections_per_worker
+
 CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
 
 
@@ -161,15 +164,17 @@ def server_pids(proc: subprocess.Popen) -> list[int]:
     return [proc.pid, *map(int, children)]
 
 
-def run_clients(address, bodies, expected, clients: int, total: int):
-    """``total`` requests from ``clients`` threads; returns latencies, wall time, wrong count."""
+def run_clients(address, bodies, expected, clients: int, total: int, on_connected=None):
+    """``total`` requests from ``clients`` threads; returns latencies, wall time, wrong count.
+    ``on_connected()`` is called once every client has connected, before the first request."""
     per = [total // clients + (k < total % clients) for k in range(clients)]
     latencies: list[list[float]] = [[] for _ in range(clients)]
     answers: list[list[tuple[int, int, bytes]]] = [[] for _ in range(clients)]
-    start = threading.Barrier(clients + 1)
+    connected, start = threading.Barrier(clients + 1), threading.Barrier(clients + 1)
 
     def client(k: int) -> None:
         conn = Client(address.hostname, address.port)
+        connected.wait()
         start.wait()
         for j in range(per[k]):
             i = (k * 7919 + j) % len(bodies)
@@ -181,6 +186,9 @@ def run_clients(address, bodies, expected, clients: int, total: int):
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     for t in threads:
         t.start()
+    connected.wait()
+    if on_connected is not None:
+        on_connected()
     start.wait()
     t0 = time.perf_counter()
     for t in threads:
@@ -234,8 +242,15 @@ def main() -> None:
             lat, wall, wrong = run_clients(address, bodies, expected, 1, 200)
             report("1 client", lat, wall, wrong)
             pids = server_pids(proc)
+            spread: list[int] = []
+
+            def count() -> None:
+                spread.extend(connections_per_worker(pids, address.port))
+
             server0, client0 = cpu_seconds(pids), time.process_time()
-            lat, wall, wrong = run_clients(address, bodies, expected, args.clients, args.requests)
+            lat, wall, wrong = run_clients(
+                address, bodies, expected, args.clients, args.requests, on_connected=count
+            )
             server1, client1 = cpu_seconds(pids), time.process_time()
             report(f"{args.clients} clients", lat, wall, wrong)
             n = lat.size
@@ -244,6 +259,8 @@ def main() -> None:
                 f"CPU per request: server {server_ms:.2f} ms ({args.workers} workers), "
                 f"clients {client_ms:.2f} ms"
             )
+            held = sorted((n for n in spread if n), reverse=True)
+            print(f"connections per worker: {', '.join(map(str, held)) or '?'}")
             print(f"load average after: {loadavg()}")
         finally:
             proc.terminate()

@@ -22,7 +22,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("httpx2")  # Starlette's TestClient
 
 from starlette.testclient import TestClient
-from web_helpers import Server, digit_png
+from web_helpers import Server, connections_per_worker, digit_png, worker_pids
 
 
 def run_cli(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -345,3 +345,41 @@ def test_a_host_beyond_loopback_is_warned_about(runs_root):
         _, err = proc.communicate(timeout=10)
     assert "warning: --host 0.0.0.0: the page will be reachable from the network" in err
 
+
+
+def _get_model(port: int) -> http.client.HTTPConnection:
+    """A new connection that has had one answer from /api/model (kept open)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/api/model")
+    response = conn.getresponse()
+    assert response.status == 200
+    response.read()
+    return conn
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads /proc to see which worker holds what"
+)
+def test_workers_share_the_connections_and_a_dead_one_is_replaced(tmp_path, runs_root):
+    log = tmp_path / "serve.log"
+    with Server(str(runs_root / "a"), "--workers", "2", log=log) as server:
+        port = urlsplit(server.url).port
+        # Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads new
+        # connections between them: of 16, each worker holds some (all on one: 1 in 32,768).
+        kept = [_get_model(port) for _ in range(16)]
+        workers = worker_pids(server.proc)
+        assert len(workers) == 2
+        held = connections_per_worker(workers, port)
+        assert sum(held) == 16 and min(held) >= 1, held
+        for conn in kept:
+            conn.close()
+        # A worker that dies is replaced on its socket: connections that the kernel sends to
+        # that socket are answered by the new worker (with no worker there, they would hang).
+        os.kill(workers[0], 9)
+        for _ in range(24):
+            _get_model(port).close()
+        now = worker_pids(server.proc)
+        assert len(now) == 2 and workers[0] not in now and workers[1] in now
+        assert f"worker {workers[0]} ended (exit code -9); starting another" in log.read_text()
+    # Stopping the server stops its workers.
+    assert not any(Path(f"/proc/{pid}").exists() for pid in now)

@@ -8,6 +8,7 @@ Playwright's sync API (never ``playwright install``: it cannot work on these mac
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -102,6 +103,45 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self._log.close()
+
+
+def connections_per_worker(pids: list[int], port: int) -> list[int]:
+    """How many established connections to ``port`` each process holds (Linux /proc): which
+    worker each client's kept-alive connection landed on."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                established.add(f"socket:[{fields[9]}]")
+    counts = []
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:  # the process has ended
+            fds = []
+        held = 0
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                held += os.readlink(fd) in established
+        counts.append(held)
+    return counts
+
+
+def worker_pids(proc: subprocess.Popen) -> list[int]:
+    """The worker processes of a ``digitnet serve`` process (Linux /proc): its children but
+    multiprocessing's resource tracker."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    workers = []
+    for pid in children:
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                workers.append(int(pid))
+    return workers
 
 
 def digit_png(x: np.ndarray, side: int = 280, fmt: str = "PNG") -> bytes:

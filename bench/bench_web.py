@@ -4,10 +4,11 @@ Starts ``digitnet serve`` in a subprocess on a 784-512-256-10 model (trained her
 on the embedded digits unless ``--model`` names one), then sends what the page sends: real MNIST
 test digits drawn black on white on the pad's 280x280 canvas, as PNG. First one client alone (the
 latency of one request on an idle server), then ``--clients`` clients at once, each on its own keep-
-alive connection, ``--requests`` requests in all. Prints p50, p90, p99 and max latency, requests per
-second, how many answers were right (equal to the model's own answer for the same image), and the
-machine's load average before and after (the server and the clients share this machine's 2 cores: a
-busy neighbour shows up here).
+alive connection posting its next image as soon as it has its answer, ``--requests`` requests in
+all. Prints p50, p90, p99 and max latency, requests per second, how many answers were right (equal
+to the model's own answer for the same image), the CPU time the server and the clients used per
+request, and the machine's load average before and after
+(the server and the clients share this machine's 2 cores: a busy neighbour shows up here).
 
     python bench/bench_web.py                   # target: p50 < 15 ms, p99 < 60 ms at 8 clients
     python bench/bench_web.py --model runs/a --requests 2000
@@ -19,11 +20,12 @@ import argparse
 import json
 import os
 import re
+import select
+import selectors
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -32,7 +34,6 @@ from urllib.parse import urlsplit
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from web_helpers import connections_per_worker
 
 CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
 
@@ -99,45 +100,57 @@ def start_server(model: Path, workers: int) -> tuple[subprocess.Popen, str]:
 
 
 class Client:
-    """One keep-alive HTTP/1.1 connection that posts PNGs to /api/predict.
+    """One keep-alive HTTP/1.1 connection that posts PNGs to /api/predict, without blocking:
+    :func:`run_clients` drives all of them from one thread, as a load generator like wrk does.
 
-    A few system calls per request and no header objects (http.client spends a millisecond of
-    CPU per request parsing headers): the clients share the server's 2 cores, so the less they
-    take, the more the figures measure the server. TCP_NODELAY, as browsers set it.
+    A few system calls per request and no header objects: the clients share the server's 2
+    cores, so the less they take, the more the figures measure the server (a thread per client
+    took 0.7 ms of CPU per request, mostly handing Python's GIL between eight threads; this takes
+    a fifth of that). TCP_NODELAY, as browsers set it.
     """
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.sock = socket.create_connection((host, port), timeout=60)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.setblocking(False)
         self.buffer = bytearray()
+        self.sent_at = 0.0
 
-    def post(self, body: bytes) -> tuple[float, int, bytes]:
-        """``(seconds, status, answer body)`` for one request."""
+    def send(self, body: bytes) -> None:
+        """Post ``body``; the clock of this request starts now."""
         head = (
             f"POST /api/predict HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: image/png\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
-        t = time.perf_counter()
-        self.sock.sendall(head + body)
-        buffer = self.buffer
-        while (end := buffer.find(b"\r\n\r\n")) < 0:
-            buffer += self._recv()
-        header = bytes(buffer[:end])
-        length = int(CONTENT_LENGTH.search(header).group(1))
-        start = end + 4
-        while len(buffer) < start + length:
-            buffer += self._recv()
-        seconds = time.perf_counter() - t
-        answer = bytes(buffer[start : start + length])
-        del buffer[: start + length]
-        return seconds, int(header.split(b" ", 2)[1]), answer
+        self.sent_at = time.perf_counter()
+        data = memoryview(head + body)
+        while data:
+            try:
+                data = data[self.sock.send(data) :]
+            except BlockingIOError:  # the socket's buffer is full: wait until it drains
+                select.select([], [self.sock], [], 60)
 
-    def _recv(self) -> bytes:
+    def receive(self) -> tuple[float, int, bytes] | None:
+        """Read what has arrived: ``(seconds, status, answer body)`` once the answer is whole,
+        else ``None``."""
         chunk = self.sock.recv(1 << 16)
         if not chunk:
             raise ConnectionError("the server closed the connection")
-        return chunk
+        buffer = self.buffer
+        buffer += chunk
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        header = bytes(buffer[:end])
+        length = int(CONTENT_LENGTH.search(header).group(1))
+        start = end + 4
+        if len(buffer) < start + length:
+            return None
+        seconds = time.perf_counter() - self.sent_at
+        answer = bytes(buffer[start : start + length])
+        del buffer[: start + length]
+        return seconds, int(header.split(b" ", 2)[1]), answer
 
     def close(self) -> None:
         self.sock.close()
@@ -164,42 +177,52 @@ def server_pids(proc: subprocess.Popen) -> list[int]:
     return [proc.pid, *map(int, children)]
 
 
-def run_clients(address, bodies, expected, clients: int, total: int, on_connected=None):
-    """``total`` requests from ``clients`` threads; returns latencies, wall time, wrong count.
-    ``on_connected()`` is called once every client has connected, before the first request."""
+def run_clients(address, bodies, expected, clients: int, total: int, before_close=None):
+    """``total`` requests from ``clients`` connections, each posting its next image as soon as
+    its previous answer is whole; returns latencies, wall time, the CPU seconds the clients
+    used, and how many answers were wrong. ``before_close()`` is called after the last answer,
+    while the connections are still open."""
     per = [total // clients + (k < total % clients) for k in range(clients)]
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    answers: list[list[tuple[int, int, bytes]]] = [[] for _ in range(clients)]
-    connected, start = threading.Barrier(clients + 1), threading.Barrier(clients + 1)
+    conns = [Client(address.hostname, address.port) for _ in range(clients)]
+    latencies: list[float] = []
+    answers: list[tuple[int, int, bytes]] = []  # checked after the clock stops
+    done = [0] * clients
 
-    def client(k: int) -> None:
-        conn = Client(address.hostname, address.port)
-        connected.wait()
-        start.wait()
-        for j in range(per[k]):
-            i = (k * 7919 + j) % len(bodies)
-            seconds, status, data = conn.post(bodies[i])
-            latencies[k].append(seconds)
-            answers[k].append((i, status, data))  # checked after the clock stops
+    def image(k: int) -> int:
+        return (k * 7919 + done[k]) % len(bodies)
+
+    selector = selectors.DefaultSelector()
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    for k, conn in enumerate(conns):
+        if per[k]:
+            selector.register(conn.sock, selectors.EVENT_READ, k)
+            conn.send(bodies[image(k)])
+    active = sum(n > 0 for n in per)
+    while active:
+        for key, _ in selector.select():
+            k = key.data
+            got = conns[k].receive()
+            if got is None:
+                continue
+            seconds, status, data = got
+            latencies.append(seconds)
+            answers.append((image(k), status, data))
+            done[k] += 1
+            if done[k] < per[k]:
+                conns[k].send(bodies[image(k)])
+            else:
+                selector.unregister(conns[k].sock)
+                active -= 1
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    if before_close is not None:
+        before_close()
+    for conn in conns:
         conn.close()
-
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
-    for t in threads:
-        t.start()
-    connected.wait()
-    if on_connected is not None:
-        on_connected()
-    start.wait()
-    t0 = time.perf_counter()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
     wrong = sum(
         status != 200 or json.loads(data).get("prediction") != expected[i]
-        for per_k in answers
-        for i, status, data in per_k
+        for i, status, data in answers
     )
-    return np.array([s for per_k in latencies for s in per_k]), wall, wrong
+    return np.array(latencies), wall, cpu, wrong
 
 
 def report(name: str, lat: np.ndarray, wall: float, wrong: int) -> None:
@@ -239,28 +262,24 @@ def main() -> None:
             address = urlsplit(url)
             print(f"model {arch}; server {url}; {os.cpu_count()} cores; load {loadavg()}")
             run_clients(address, bodies, expected, args.clients, 100)  # warm up
-            lat, wall, wrong = run_clients(address, bodies, expected, 1, 200)
+            lat, wall, _, wrong = run_clients(address, bodies, expected, 1, 200)
             report("1 client", lat, wall, wrong)
             pids = server_pids(proc)
-            spread: list[int] = []
+            front, back = [cpu_seconds(pids[:1])], [cpu_seconds(pids[1:])]
 
-            def count() -> None:
-                spread.extend(connections_per_worker(pids, address.port))
+            def before_close() -> None:
+                front.append(cpu_seconds(pids[:1]))
+                back.append(cpu_seconds(pids[1:]))
 
-            server0, client0 = cpu_seconds(pids), time.process_time()
-            lat, wall, wrong = run_clients(
-                address, bodies, expected, args.clients, args.requests, on_connected=count
+            lat, wall, cpu, wrong = run_clients(
+                address, bodies, expected, args.clients, args.requests, before_close
             )
-            server1, client1 = cpu_seconds(pids), time.process_time()
             report(f"{args.clients} clients", lat, wall, wrong)
-            n = lat.size
-            server_ms, client_ms = 1e3 * (server1 - server0) / n, 1e3 * (client1 - client0) / n
+            http_ms, read_ms = (1e3 * (x[1] - x[0]) / lat.size for x in (front, back))
             print(
-                f"CPU per request: server {server_ms:.2f} ms ({args.workers} workers), "
-                f"clients {client_ms:.2f} ms"
+                f"CPU per request: server {http_ms + read_ms:.2f} ms (HTTP {http_ms:.2f} ms, "
+                f"{args.workers} readers {read_ms:.2f} ms), clients {1e3 * cpu / lat.size:.2f} ms"
             )
-            held = sorted((n for n in spread if n), reverse=True)
-            print(f"connections per worker: {', '.join(map(str, held)) or '?'}")
             print(f"load average after: {loadavg()}")
         finally:
             proc.terminate()

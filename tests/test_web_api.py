@@ -4,10 +4,12 @@ their status and a JSON error, run names never leave the runs folder, and a real
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +24,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("httpx2")  # Starlette's TestClient
 
 from starlette.testclient import TestClient
-from web_helpers import Server, connections_per_worker, digit_png, worker_pids
+from web_helpers import Server, digit_png
 
 
 def run_cli(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -319,6 +321,9 @@ def test_serve_command_line(tmp_path, runs_root):
         # The port is taken now: a second server says so in one line.
         r = run_cli("serve", str(runs_root / "a"), "--port", str(address.port))
         assert r.returncode == 2 and "cannot listen" in r.stderr and "--port" in r.stderr
+    # SIGTERM (as Ctrl-C) stops it gracefully, saying so.
+    assert server.proc.returncode == 0
+    assert (tmp_path / "serve.log").read_text().splitlines()[-1] == "digitnet serve: stopped"
 
 
 def test_a_host_beyond_loopback_is_warned_about(runs_root):
@@ -346,40 +351,45 @@ def test_a_host_beyond_loopback_is_warned_about(runs_root):
     assert "warning: --host 0.0.0.0: the page will be reachable from the network" in err
 
 
+def test_readers_take_requests_as_they_are_free_and_a_dead_one_is_replaced(
+    runs_root, digits, capsys
+):
+    from digitnet.predictor import Predictor
+    from digitnet.web.readers import Readers, answer
 
-def _get_model(port: int) -> http.client.HTTPConnection:
-    """A new connection that has had one answer from /api/model (kept open)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.request("GET", "/api/model")
-    response = conn.getresponse()
-    assert response.status == 200
-    response.read()
-    return conn
+    model = runs_root / "a" / "model.safetensors"
+    X, _ = digits
+    bodies = [digit_png(x) for x in X[:8]]
+    expected = [answer(Predictor(model), body) for body in bodies]  # read in this process
+    readers = Readers(model, 2)
 
+    async def scenario() -> tuple[list[bytes], int]:
+        # Two at once: the second does not wait for the busy reader, so each reads one.
+        got = list(await asyncio.gather(readers.read(bodies[0]), readers.read(bodies[1])))
+        assert sorted(r.answered for r in readers) == [1, 1]
+        # One at a time: the reader that finished last (its memory still in the caches) reads
+        # the next.
+        for body in bodies[2:6]:
+            got.append(await readers.read(body))
+        assert sorted(r.answered for r in readers) == [1, 5]
+        # It dies between requests: it is replaced, and the request handed to it is read by its
+        # replacement. Nothing is lost.
+        busy = max(readers, key=lambda r: r.answered).process
+        os.kill(busy.pid, signal.SIGKILL)
+        busy.join()
+        for body in bodies[6:]:
+            got.append(await readers.read(body))
+        assert busy not in [r.process for r in readers]
+        assert all(r.process.is_alive() for r in readers)
+        return got, busy.pid
 
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="reads /proc to see which worker holds what"
-)
-def test_workers_share_the_connections_and_a_dead_one_is_replaced(tmp_path, runs_root):
-    log = tmp_path / "serve.log"
-    with Server(str(runs_root / "a"), "--workers", "2", log=log) as server:
-        port = urlsplit(server.url).port
-        # Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads new
-        # connections between them: of 16, each worker holds some (all on one: 1 in 32,768).
-        kept = [_get_model(port) for _ in range(16)]
-        workers = worker_pids(server.proc)
-        assert len(workers) == 2
-        held = connections_per_worker(workers, port)
-        assert sum(held) == 16 and min(held) >= 1, held
-        for conn in kept:
-            conn.close()
-        # A worker that dies is replaced on its socket: connections that the kernel sends to
-        # that socket are answered by the new worker (with no worker there, they would hang).
-        os.kill(workers[0], 9)
-        for _ in range(24):
-            _get_model(port).close()
-        now = worker_pids(server.proc)
-        assert len(now) == 2 and workers[0] not in now and workers[1] in now
-        assert f"worker {workers[0]} ended (exit code -9); starting another" in log.read_text()
-    # Stopping the server stops its workers.
-    assert not any(Path(f"/proc/{pid}").exists() for pid in now)
+    try:
+        got, killed = asyncio.run(scenario())
+    finally:
+        processes = [r.process for r in readers]
+        readers.close()
+    assert got == expected  # the same bytes as read in this process
+    said = f"reader process {killed} ended (exit code -9); starting another"
+    assert said in capsys.readouterr().err
+    # Closing stops them.
+    assert not any(p.is_alive() for p in processes)

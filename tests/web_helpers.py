@@ -8,7 +8,6 @@ Playwright's sync API (never ``playwright install``: it cannot work on these mac
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
 import os
@@ -80,7 +79,8 @@ class Server:
                 self.stop()
                 raise RuntimeError(
                     "digitnet serve exited before it listened:\n"
-                    + "".join(seen) + log.read_text(encoding="utf-8")
+                    + "".join(seen)
+                    + log.read_text(encoding="utf-8")
                 )
             seen.append(line)
             found = URL_LINE.search(line)
@@ -105,45 +105,6 @@ class Server:
         self._log.close()
 
 
-def connections_per_worker(pids: list[int], port: int) -> list[int]:
-    """How many established connections to ``port`` each process holds (Linux /proc): which
-    worker each client's kept-alive connection landed on."""
-    established = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
-                established.add(f"socket:[{fields[9]}]")
-    counts = []
-    for pid in pids:
-        try:
-            fds = list(Path(f"/proc/{pid}/fd").iterdir())
-        except OSError:  # the process has ended
-            fds = []
-        held = 0
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                held += os.readlink(fd) in established
-        counts.append(held)
-    return counts
-
-
-def worker_pids(proc: subprocess.Popen) -> list[int]:
-    """The worker processes of a ``digitnet serve`` process (Linux /proc): its children but
-    multiprocessing's resource tracker."""
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-    workers = []
-    for pid in children:
-        with contextlib.suppress(OSError):
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                workers.append(int(pid))
-    return workers
-
-
 def digit_png(x: np.ndarray, side: int = 280, fmt: str = "PNG") -> bytes:
     """A ``(784,)`` MNIST digit as a pad would send it: black ink on white, ``side`` pixels."""
     from PIL import Image
@@ -156,8 +117,9 @@ def digit_png(x: np.ndarray, side: int = 280, fmt: str = "PNG") -> bytes:
     return out.getvalue()
 
 
-def request(url: str, data: bytes | None = None, content_type: str | None = None
-            ) -> tuple[int, Any]:
+def request(
+    url: str, data: bytes | None = None, content_type: str | None = None
+) -> tuple[int, Any]:
     """A GET (or a POST of ``data``) answered with JSON: ``(status, document)``."""
     req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
     if content_type:
@@ -291,9 +253,7 @@ def wait_settled(page: Any, timeout: float = 20_000) -> str:
 
 def pad_png(page: Any) -> bytes:
     """The pad's own pixels as a PNG (what the page sends)."""
-    url = page.evaluate(
-        "() => document.querySelector('[data-testid=pad]').toDataURL('image/png')"
-    )
+    url = page.evaluate("() => document.querySelector('[data-testid=pad]').toDataURL('image/png')")
     assert url.startswith("data:image/png;base64,")
     return base64.b64decode(url.split(",", 1)[1])
 
@@ -316,8 +276,14 @@ class Pages:
         self.contexts: list[Any] = []
         self.logs: list[ConsoleLog] = []
 
-    def open(self, path: str = "/", width: int = 1280, height: int = 800,
-             init_script: str | None = None, **options: Any) -> Any:
+    def open(
+        self,
+        path: str = "/",
+        width: int = 1280,
+        height: int = 800,
+        init_script: str | None = None,
+        **options: Any,
+    ) -> Any:
         """A new page at ``path``, the model loaded; ``init_script`` runs before the page's
         own scripts; ``options`` go to ``new_context``."""
         context = self.browser.new_context(viewport={"width": width, "height": height}, **options)

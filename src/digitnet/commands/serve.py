@@ -2,9 +2,9 @@
 
 The page (``digitnet/web/static``) and its API (:mod:`digitnet.web.app`) are served by Starlette
 on uvicorn, both imported only here, inside the handler: the other commands never load them.
-The server binds its sockets first (:func:`digitnet.web.workers.listen`), so ``--port 0`` picks a
-free port and the line that announces the address is printed only once the port is listening;
-then worker processes answer on them (:func:`digitnet.web.workers.run`).
+The server binds its own socket first, so ``--port 0`` picks a free port and the line that
+announces the address is printed only once the port is listening. One process serves HTTP;
+``--workers`` processes read the posted digits (:mod:`digitnet.web.readers`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -69,7 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--workers",
         type=positive_int,
         default=min(2, os.cpu_count() or 1),
-        help="processes answering requests (each holds the model; one per core is enough)",
+        help="processes reading the digits posted to the page, each the next request that "
+        "waits (each holds the model; one per core is enough)",
     )
     serve.add_argument("--open", action="store_true", help="open the page in a web browser")
     serve.set_defaults(handler=cmd_serve)
@@ -106,6 +109,33 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    from digitnet.errors import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: not an address this machine has ({exc}).") from None
+    family, kind, proto, _, address = infos[0]
+    # proto must say TCP: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets that
+    # do, and with it on, every answer on a kept-alive connection waits 40 ms for a delayed ACK.
+    sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        hint = "pick another with --port N, or --port 0 for any free port"
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}.", hint) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     # One BLAS thread per request: the server's parallelism is its concurrent requests, and a
     # one-column forward pass is too small to share (two threads would only wait on each other).
@@ -122,56 +152,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
         root = Path(args.runs).expanduser() if args.runs else default_root
     served = model.parent.name if model.parent.resolve().parent == root.resolve() else None
 
-    from digitnet.errors import ConfigError
-    from digitnet.web import workers
-    from digitnet.web.app import ENVIRONMENT, create_app
+    import uvicorn
 
-    create_app(model, root, served)  # here first: a bad model fails once, in one line
+    from digitnet.web.app import create_app
+
+    sock = _listen(args.host, args.port)  # before the readers start: a taken port fails at once
+    try:
+        app = create_app(model, root, served, readers=args.workers)
+    except BaseException:
+        sock.close()
+        raise
     if not _is_loopback(args.host):
         warn(
             f"--host {args.host}: the page will be reachable from the network, by anyone who "
             "can reach this machine; use --host 127.0.0.1 to keep it on this machine."
         )
-    try:
-        sockets = workers.listen(args.host, args.port, args.workers)
-    except workers.ListenError as exc:
-        if exc.host:
-            raise ConfigError(f"--host {args.host}: {exc}.") from None
-        hint = "pick another with --port N, or --port 0 for any free port"
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc}.", hint) from None
-    host, port = sockets[0].getsockname()[:2]
+    host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
     n = args.workers
-    # The workers are told what to serve through the environment (see from_environment).
-    os.environ.update(
-        {
-            ENVIRONMENT["model"]: str(model.resolve()),
-            ENVIRONMENT["runs"]: str(root.resolve()),
-            ENVIRONMENT["served"]: served or "",
-        }
-    )
     print(
-        f"digitnet serve: {url}  (model {model}; runs {root}/; {n} worker{'s' if n > 1 else ''})"
-        "  Ctrl-C stops it",
+        f"digitnet serve: {url}  (model {model}; runs {root}/; {n} reader process"
+        f"{'es' if n > 1 else ''})  Ctrl-C stops it",
         flush=True,
     )
     if args.open:
         import webbrowser
 
         webbrowser.open(url)
-    options = {
-        "log_level": "warning",
-        "access_log": False,
-        "timeout_graceful_shutdown": 2,
-        "lifespan": "off",
-    }
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, timeout_graceful_shutdown=2, lifespan="on"
+    )
+    # uvicorn stops gracefully on SIGINT (Ctrl-C) and SIGTERM, then raises the signal again for
+    # the handler it found: the default one would end the process before the line below.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        workers.run(sockets, n, options)
-    except RuntimeError as exc:
-        raise ConfigError(f"the server stopped: {exc}.") from None
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
     finally:
-        for sock in sockets:
-            sock.close()
+        signal.signal(signal.SIGTERM, previous)
+        sock.close()
     print("digitnet serve: stopped", file=sys.stderr)
     return 0

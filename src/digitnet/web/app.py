@@ -26,6 +26,7 @@ the runs folder (:func:`digitnet.web.runs.run_folder`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -41,6 +42,7 @@ from starlette.staticfiles import StaticFiles
 
 from digitnet.errors import DigitnetError
 from digitnet.web import runs
+from digitnet.web.readers import ReaderDiedError, Readers
 
 STATIC = Path(__file__).parent / "static"
 #: the largest request body /api/predict takes (a phone photo as JPEG is 2-5 MB)
@@ -61,13 +63,16 @@ def _error(status: int, message: str) -> JSONResponse:
 class App:
     """The state the routes share: the model (loaded once) and the runs folder."""
 
-    def __init__(self, model: Path, runs_root: Path, served_run: str | None = None) -> None:
+    def __init__(
+        self, model: Path, runs_root: Path, served_run: str | None = None, readers: int = 1
+    ) -> None:
         from digitnet.predictor import Predictor
 
-        self.predictor = Predictor(model)
+        self.predictor = Predictor(model)  # (a bad model fails here, before any reader starts)
         self.model_path = model
         self.runs_root = runs_root
         self.served_run = served_run
+        self.readers = Readers(model, readers)
 
     # -- the model ------------------------------------------------------------------------------
     async def model(self, request: Request) -> Response:
@@ -107,26 +112,12 @@ class App:
         if not body:
             return _error(400, "the body is empty: send the image's bytes.")
         try:
-            # In the event loop itself, not a thread: a few milliseconds of CPU that a thread
-            # would only spend waiting for the GIL (and handing back), and the server's
-            # parallelism is its worker processes (digitnet serve --workers).
-            answer = self._read(bytes(body))
+            answer = await self.readers.read(bytes(body))  # in a reader process (readers.py)
         except DigitnetError as exc:
             return _error(400, " ".join(exc.message.split()))
+        except ReaderDiedError as exc:
+            return _error(503, f"the image could not be read: {exc}; send it again.")
         return Response(answer, media_type="application/json")
-
-    def _read(self, data: bytes) -> bytes:
-        """The answer for one image, as JSON bytes (orjson: thousands of numbers, ten times
-        quicker than the standard library's encoder, which is a third of a request's time)."""
-        import numpy as np
-        import orjson
-
-        from digitnet.imaging import preprocess
-
-        image = preprocess(data)
-        answer, layers = self.predictor.trace(image)
-        image28 = np.round(np.asarray(image, dtype=np.float64), 4).tolist()
-        return orjson.dumps({**answer, "image28": image28, "layers": layers})
 
     async def weights(self, request: Request) -> Response:
         l_index, unit = request.path_params["layer"], request.path_params["unit"]
@@ -239,26 +230,13 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return _error(500, f"the server failed: {type(exc).__name__}: {exc}")
 
 
-#: the environment variables through which ``digitnet serve --workers N`` tells each worker
-#: process what to serve (see :func:`from_environment`)
-ENVIRONMENT = {
-    "model": "DIGITNET_SERVE_MODEL",
-    "runs": "DIGITNET_SERVE_RUNS",
-    "served": "DIGITNET_SERVE_RUN",
-}
-
-
-def from_environment() -> Starlette:
-    """:func:`create_app` for a worker process of ``digitnet serve``, from :data:`ENVIRONMENT`."""
-    import os
-
-    env = {key: os.environ.get(name, "") for key, name in ENVIRONMENT.items()}
-    return create_app(Path(env["model"]), Path(env["runs"]), env["served"] or None)
-
-
-def create_app(model: Path, runs_root: Path, served_run: str | None = None) -> Starlette:
-    """The ASGI application serving ``model`` and the run folders under ``runs_root``."""
-    app = App(Path(model), Path(runs_root), served_run)
+def create_app(
+    model: Path, runs_root: Path, served_run: str | None = None, readers: int = 1
+) -> Starlette:
+    """The ASGI application serving ``model`` and the run folders under ``runs_root``, with
+    ``readers`` processes reading the digits posted to it (:mod:`digitnet.web.readers`); they
+    stop when the application does (its lifespan's end)."""
+    app = App(Path(model), Path(runs_root), served_run, readers)
     routes = [
         Route("/", app.page, methods=["GET", "HEAD"]),
         Route("/api/model", app.model, methods=["GET"]),
@@ -270,7 +248,21 @@ def create_app(model: Path, runs_root: Path, served_run: str | None = None) -> S
         Route("/api/runs/{name}/weights.png", app.weights_png, methods=["GET"]),
         Mount("/static", _Static(directory=STATIC), name="static"),
     ]
-    return Starlette(
+    starlette = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        lifespan=_lifespan(app),
     )
+    starlette.state.readers = app.readers
+    return starlette
+
+
+def _lifespan(app: App) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            app.readers.close()
+
+    return lifespan

@@ -209,6 +209,19 @@ def test_drawings_on_even_paper_read_as_the_full_recipe_reads_them(mnist, net, m
         assert_mnist_like(column.reshape(FIELD, FIELD))
 
 
+def test_even_paper_is_told_from_a_photo():
+    """Even paper (one exact level on most of the border and half the image) takes the short way
+    even when a stroke runs off the edge; grain, or a border mostly inked, does not."""
+    pad = np.full((280, 280), 255, dtype=np.uint8)
+    pad[100:121, :] = 0  # a stroke across the whole pad: 42 of the border's 1,116 pixels
+    assert imaging._flat_paper(pad) == 255.0
+    assert imaging._flat_paper(pad.astype(np.float32) / 255) == 1.0
+    pad[:, :100] = 0  # the left 100 columns inked: 43 % of the border
+    assert imaging._flat_paper(pad) is None
+    grain = np.random.default_rng(0).normal(0.9, 0.01, (280, 280)).astype(np.float32)
+    assert imaging._flat_paper(grain) is None
+
+
 def test_dark_ink_and_light_ink_give_the_same_digit(mnist):
     rng = np.random.default_rng(1)
     grey = load_image(phone_photo(mnist.X_test[:, 7].reshape(FIELD, FIELD), rng))

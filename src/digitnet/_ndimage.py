@@ -94,7 +94,7 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         np.minimum.at(parent, high, low)
         while True:
             grand = parent[parent]
-            if np.array_equal(grand, parent):
+            if (grand == parent).all():
                 break
             parent = grand
     return parent

@@ -158,6 +158,13 @@ def load_image(
     Raises :class:`~digitnet.errors.ImageError`, naming the file, if it is missing, empty, not
     an image, truncated or corrupt, or too large.
     """
+    return _as_float(_load(source, max_pixels, max_side))
+
+
+def _load(source: Any, max_pixels: int, max_side: int | None) -> np.ndarray:
+    """:func:`load_image`, but an 8-bit image (the common case) comes back as its ``uint8``
+    grey levels, 0 to 255 (see :func:`_as_float`): :func:`preprocess` then finds a drawing's
+    paper and crops it before it makes a float of a pixel."""
     name = _describe(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
@@ -236,7 +243,7 @@ def _decode(fp: Any, name: str, max_pixels: int, max_side: int | None) -> np.nda
                 ) from None
             grey = _to_grey(upright)
     if max_side and max(grey.shape) > max_side:
-        grey = _shrink(grey, max_side)
+        grey = _shrink(_as_float(grey), max_side)
     return grey
 
 
@@ -268,7 +275,15 @@ def _to_grey(img: PILImage.Image) -> np.ndarray:
         img = img.convert("RGB")
     if img.mode != "L":
         img = img.convert("L")
-    return np.asarray(img, dtype=np.float32) / np.float32(255.0)
+    return np.asarray(img)  # uint8: see _as_float
+
+
+def _as_float(grey: np.ndarray) -> np.ndarray:
+    """Grey levels as float32 in [0, 1]: 8-bit levels divided by 255 (in float32), floats as
+    they are."""
+    if grey.dtype == np.uint8:
+        return grey.astype(np.float32) / np.float32(255.0)
+    return grey
 
 
 def _shrink(grey: np.ndarray, max_side: int) -> np.ndarray:
@@ -294,6 +309,8 @@ def _check_grey(grey: Any) -> np.ndarray:
         raise ShapeError(f"to_mnist needs at least 2x2 pixels; got {a.shape[0]}x{a.shape[1]}.")
     if a.dtype == np.bool_:
         return a.astype(np.float32)
+    if a.dtype == np.uint8:
+        return a  # 8-bit levels: made float by _as_float, after a drawing's crop
     if np.issubdtype(a.dtype, np.integer):
         return (a.astype(np.float64) / np.iinfo(a.dtype).max).astype(np.float32)
     a = a.astype(np.float32, copy=False)
@@ -497,16 +514,20 @@ def _ink(grey: np.ndarray, paper: float | None = None) -> tuple[np.ndarray, np.n
 
 
 def _flat_paper(grey: np.ndarray) -> float | None:
-    """The paper's grey level if the paper is perfectly even, else ``None``.
+    """The paper's grey level if the paper is perfectly even, else ``None`` (in ``grey``'s own
+    units: 0-255 for 8-bit levels, see :func:`_as_float`).
 
-    Even means: the whole border is one value, and at least half of all pixels have it, which
-    no camera or scanner gives (their paper has grain and uneven light) and a drawing made on a
-    computer always does. The background estimates of step 1 would find that same level
-    everywhere, at twenty times the cost; the page of ``digitnet serve`` sends such drawings.
+    Even means: at least three quarters of the border is one value (the value of a corner; a
+    stroke may run off the edge), and at least half of all pixels have it, which no camera or
+    scanner gives (their paper has grain and uneven light) and a drawing made on a computer
+    always does. The background estimates of step 1 would find that same level everywhere, at
+    twenty times the cost; the page of ``digitnet serve`` sends such drawings.
     """
-    level = grey[0, 0]
     border = np.concatenate((grey[0], grey[-1], grey[:, 0], grey[:, -1]))
-    if not bool(np.all(border == level)):
+    corners = grey[[0, 0, -1, -1], [0, -1, 0, -1]]
+    counts = [int(np.count_nonzero(border == c)) for c in corners]
+    level = corners[int(np.argmax(counts))]
+    if 4 * max(counts) < 3 * border.size:
         return None
     if 2 * np.count_nonzero(grey == level) < grey.size:
         return None
@@ -521,15 +542,16 @@ def _drawing_window(grey: np.ndarray, paper: float) -> np.ndarray:
     20 pixels it will fill; the rest of the canvas is empty paper. Raises the blank-page error
     when nothing departs from the paper.
     """
-    drawn = grey != np.float32(paper)
+    drawn = grey != grey.dtype.type(paper)
     rows = np.flatnonzero(drawn.any(axis=1))
     if rows.size == 0:
         raise _blank()
     cols = np.flatnonzero(drawn.any(axis=0))
     h, w = rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]
     margin = 2 + max(h, w) // 10
-    window = np.full((h + 2 * margin, w + 2 * margin), paper, dtype=np.float32)
+    window = np.full((h + 2 * margin, w + 2 * margin), grey[0, 0], dtype=grey.dtype)
     window[margin:-margin, margin:-margin] = grey[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    window = _as_float(window)
     return _shrink(window, DRAWING_SIDE) if max(window.shape) > DRAWING_SIDE else window
 
 
@@ -691,9 +713,12 @@ def to_mnist(grey: np.ndarray, *, min_stroke: float | None = MIN_STROKE) -> np.n
     grey = _check_grey(grey)
     paper = _flat_paper(grey)
     if paper is not None:
-        grey = _drawing_window(grey, paper)
-    elif max(grey.shape) > WORKING_SIDE:
-        grey = _shrink(grey, WORKING_SIDE)
+        level = float(_as_float(grey[:1, :1])[0, 0])  # the paper in [0, 1], as its pixels become
+        grey, paper = _drawing_window(grey, paper), level
+    else:
+        grey = _as_float(grey)
+        if max(grey.shape) > WORKING_SIDE:
+            grey = _shrink(grey, WORKING_SIDE)
     ink, strokes = _ink(grey, paper)
     # 3. Crop to the ink's bounding box.
     rows = np.flatnonzero(ink.any(axis=1))
@@ -716,7 +741,7 @@ def preprocess(
 
     Errors name the file, as in ``photo.jpg: no digit found: the image looks blank``.
     """
-    grey = load_image(source, max_pixels=max_pixels, max_side=WORKING_SIDE)
+    grey = _load(source, max_pixels, WORKING_SIDE)  # 8-bit levels, if the image has them
     try:
         return to_mnist(grey, min_stroke=min_stroke)
     except ImageError as e:

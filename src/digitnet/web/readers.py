@@ -146,6 +146,7 @@ class Readers:
         self._context = multiprocessing.get_context("spawn")
         self._readers = [_Reader(self._context, self.model) for _ in range(count)]
         self._free: asyncio.Queue[_Reader] | None = None
+        self._closed = False
 
     def __iter__(self) -> Iterator[_Reader]:
         """The readers now (``.process``: the process; ``.answered``: requests answered)."""
@@ -166,29 +167,40 @@ class Readers:
             try:
                 return await reader.ask(data)
             except ReaderDiedError:
+                if self._closed:  # the server is stopping: no replacement
+                    raise
                 # Once more, on its replacement: a reader that died idle (killed, say) never saw
                 # this image; an image that kills readers kills two, and gets the error.
                 reader = self._replace(reader)
                 return await reader.ask(data)
         except ReaderDiedError:
-            reader = self._replace(reader)
+            if not self._closed:
+                reader = self._replace(reader)
+            raise
+        except asyncio.CancelledError:
+            # The request was given up (the server is stopping, say) while its reader was busy
+            # with it: the answer would come to whoever asks that reader next. A fresh one.
+            if not self._closed:
+                reader = self._replace(reader, died=False)
             raise
         finally:
             self._free.put_nowait(reader)
 
-    def _replace(self, reader: _Reader) -> _Reader:
+    def _replace(self, reader: _Reader, died: bool = True) -> _Reader:
         reader.stop()
-        print(
-            f"digitnet serve: reader process {reader.process.pid} ended (exit code "
-            f"{reader.process.exitcode}); starting another",
-            file=sys.stderr,
-        )
+        if died:
+            print(
+                f"digitnet serve: reader process {reader.process.pid} ended (exit code "
+                f"{reader.process.exitcode}); starting another",
+                file=sys.stderr,
+            )
         replacement = _Reader(self._context, self.model)
         self._readers[self._readers.index(reader)] = replacement
         return replacement
 
     def close(self) -> None:
         """Stop every reader (each finishes the request it is reading)."""
+        self._closed = True
         for reader in self._readers:
             reader.stop()
 

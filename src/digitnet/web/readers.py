@@ -56,7 +56,8 @@ def answer(predictor: Any, data: bytes) -> bytes:
     :meth:`digitnet.predictor.Predictor.trace`, with ``image28`` (the network's input) and every
     layer's values. Raises :class:`~digitnet.errors.ImageError` for an image with no digit.
 
-    orjson: thousands of numbers, ten times quicker than the standard library's encoder.
+    orjson: thousands of numbers, ten times quicker than the standard library's encoder, and
+    quicker still from NumPy's arrays than from lists.
     """
     import numpy as np
     import orjson
@@ -65,8 +66,10 @@ def answer(predictor: Any, data: bytes) -> bytes:
 
     image = preprocess(data)
     result, layers = predictor.trace(image)
-    image28 = np.round(np.asarray(image, dtype=np.float64), 4).tolist()
-    return orjson.dumps({**result, "image28": image28, "layers": layers})
+    image28 = np.round(np.asarray(image, dtype=np.float64), 4)
+    return orjson.dumps(
+        {**result, "image28": image28, "layers": layers}, option=orjson.OPT_SERIALIZE_NUMPY
+    )
 
 
 def _frame(data: bytes) -> bytes:

@@ -394,6 +394,10 @@ def _digit_pieces(strong: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]]:
     largest = int(areas.max())
     if largest < max(_MIN_AREA, _MIN_AREA_FRACTION * strong.size):
         raise _blank()
+    if n == 1:  # one piece (most digits): it is the digit, and its box the box of the ink
+        rows, cols = np.flatnonzero(strong.any(axis=1)), np.flatnonzero(strong.any(axis=0))
+        box = slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+        return strong[box].copy(), box
     boxes = ndimage.find_objects(labels)
     candidates = [i for i in range(n) if areas[i] >= _KEEP_FRACTION * largest]
     first = int(np.argmax(areas))

@@ -604,10 +604,14 @@ def _ink_around(
     s, weak = s[window], weak[window]
     strokes = np.zeros_like(weak)
     strokes[rows.start - r0 : rows.stop - r0, cols.start - c0 : cols.stop - c0] = kept
-    rims, n = ndimage.label(weak | strokes)  # 8-connected
-    touches = np.zeros(n + 1, dtype=bool)  # by label: the rims that hold a stroke
-    touches[rims[strokes]] = True
-    region = touches[rims]
+    region = weak | strokes
+    # When every pixel of it is a stroke or touches one (a pen's anti-aliased edge, one pixel
+    # wide), every piece of it holds a stroke: all of it is kept, and nothing needs labelling.
+    if (region & ~_grown(strokes)).any():
+        rims, n = ndimage.label(region)  # 8-connected
+        touches = np.zeros(n + 1, dtype=bool)  # by label: the rims that hold a stroke
+        touches[rims[strokes]] = True
+        region = touches[rims]
     level = _percentile(s[strokes], _INK_PERCENTILE)
     ink = np.clip((s - np.float32(base)) / np.float32(max(level - base, 1e-6)), 0.0, 1.0)
     ink[~region] = 0.0
@@ -625,6 +629,17 @@ def _percentile(x: np.ndarray, q: float) -> float:
     part = np.partition(x, [below, above])
     a, b = float(part[below]), float(part[above])
     return a + (b - a) * (at - below)
+
+
+def _grown(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with its 8 neighbours (a binary dilation by a 3x3 square)."""
+    tall = mask.copy()
+    tall[1:] |= mask[:-1]
+    tall[:-1] |= mask[1:]
+    wide = tall.copy()
+    wide[:, 1:] |= tall[:, :-1]
+    wide[:, :-1] |= tall[:, 1:]
+    return wide
 
 
 def _fit_and_centre(crop: np.ndarray) -> np.ndarray:

@@ -7,7 +7,9 @@ latency of one request on an idle server), then ``--clients`` clients at once, e
 alive connection posting its next image as soon as it has its answer, ``--requests`` requests in
 all. Prints p50, p90, p99 and max latency, requests per second, how many answers were right (equal
 to the model's own answer for the same image), the CPU time the server and the clients used per
-request, and the machine's load average before and after
+request, the CPU one answer takes in a single process with nothing else to do (the work itself:
+8 clients on 2 cores cannot see a p50 below 8 x that / 2), and the machine's load average before
+and after
 (the server and the clients share this machine's 2 cores: a busy neighbour shows up here).
 
     python bench/bench_web.py                   # target: p50 < 15 ms, p99 < 60 ms at 8 clients
@@ -242,8 +244,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from digitnet.data.datasets import load_embedded
-    from digitnet.imaging import preprocess
     from digitnet.predictor import Predictor
+    from digitnet.web.readers import answer
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.model:
@@ -256,11 +258,23 @@ def main() -> None:
         bodies = [canvas_png(data.X_test[:, i]) for i in range(100)]
         predictor = Predictor(model)
         arch = "-".join(str(n) for n in [784, *(d.W.shape[0] for d in predictor.net.dense_layers)])
-        expected = [predictor.trace(preprocess(b))[0]["prediction"] for b in bodies]
+        expected = [json.loads(answer(predictor, b))["prediction"] for b in bodies]
+        alone = []  # the CPU one answer takes here, in one process with nothing else to do
+        for b in bodies * 3:
+            t = time.process_time()
+            answer(predictor, b)
+            alone.append(time.process_time() - t)
+        alone_ms = 1e3 * float(np.median(alone))
         proc, url = start_server(model, args.workers)
         try:
             address = urlsplit(url)
             print(f"model {arch}; server {url}; {os.cpu_count()} cores; load {loadavg()}")
+            cores = os.cpu_count() or 1
+            print(
+                f"one answer alone in this process: {alone_ms:.2f} ms of CPU (with {args.clients} "
+                f"clients on {cores} cores, a p50 below {args.clients * alone_ms / cores:.1f} ms "
+                "would need the server to spend less than that on a request)"
+            )
             run_clients(address, bodies, expected, args.clients, 100)  # warm up
             lat, wall, _, wrong = run_clients(address, bodies, expected, 1, 200)
             report("1 client", lat, wall, wrong)

@@ -9,8 +9,8 @@ all. Prints p50, p90, p99 and max latency, requests per second, how many answers
 to the model's own answer for the same image), the CPU time the server and the clients used per
 request, the CPU one answer takes in a single process with nothing else to do (the work itself:
 8 clients on 2 cores cannot see a p50 below 8 x that / 2), and the machine's load average before
-and after
-(the server and the clients share this machine's 2 cores: a busy neighbour shows up here).
+and after (the server and the clients share this machine's 2 cores: a busy neighbour shows up
+here).
 
     python bench/bench_web.py                   # target: p50 < 15 ms, p99 < 60 ms at 8 clients
     python bench/bench_web.py --model runs/a --requests 2000

@@ -71,8 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--workers",
         type=positive_int,
         default=min(2, os.cpu_count() or 1),
-        help="processes reading the digits posted to the page, each the next request that "
-        "waits (each holds the model; one per core is enough)",
+        help="processes that read the digits posted to the page, each request going to a free "
+        "one (each holds the model; one per core is enough)",
     )
     serve.add_argument("--open", action="store_true", help="open the page in a web browser")
     serve.set_defaults(handler=cmd_serve)

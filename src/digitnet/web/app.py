@@ -19,7 +19,8 @@ Built on Starlette (an ASGI framework; ``digitnet serve`` runs it on uvicorn). R
 both go through :class:`digitnet.predictor.Predictor` and :func:`digitnet.imaging.preprocess`.
 Errors are JSON ``{"error": "..."}`` with their status: 400 (not an image, or blank), 404
 (unknown route, run, layer or unit), 405, 413 (body over :data:`MAX_BODY_BYTES`), 415 (a content
-type other than PNG or JPEG). Run names from requests resolve only to folders directly inside
+type other than PNG or JPEG), 503 (the reader process died reading it, and its replacement too:
+see :mod:`digitnet.web.readers`). Run names from requests resolve only to folders directly inside
 the runs folder (:func:`digitnet.web.runs.run_folder`).
 """
 

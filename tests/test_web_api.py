@@ -403,3 +403,25 @@ def test_readers_take_requests_as_they_are_free_and_a_dead_one_is_replaced(
     assert said in capsys.readouterr().err
     # Closing stops them.
     assert not any(p.is_alive() for p in processes)
+
+
+def test_an_image_whose_readers_keep_dying_gets_503(tmp_path, runs_root, digits):
+    from digitnet.web.app import create_app
+
+    model = tmp_path / "model.safetensors"
+    model.write_bytes((runs_root / "a" / "model.safetensors").read_bytes())
+    app = create_app(model, runs_root, None, readers=1)
+    body = digit_png(digits[0][0])
+    with TestClient(app) as client:
+        png = {"content-type": "image/png"}
+        assert client.post("/api/predict", content=body, headers=png).status_code == 200
+        # The model file goes bad, then the reader dies: its replacements cannot start.
+        model.write_bytes(b"not a model")
+        (reader,) = app.state.readers
+        os.kill(reader.process.pid, signal.SIGKILL)
+        reader.process.join()
+        r = client.post("/api/predict", content=body, headers=png)
+        assert r.status_code == 503, r.text
+        assert "send it again" in r.json()["error"]
+        # The server itself keeps serving.
+        assert client.get("/api/model").status_code == 200

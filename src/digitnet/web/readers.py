@@ -214,7 +214,12 @@ def _read_digits(sock: socket.socket, model: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from digitnet.predictor import Predictor
 
-    predictor = Predictor(model)
+    try:
+        predictor = Predictor(model)
+    except DigitnetError as exc:  # the file changed since the server loaded it: say so, once
+        message = " ".join(exc.message.split())
+        print(f"digitnet serve: a reader cannot start: {message}", file=sys.stderr)
+        return
     try:
         sock.sendall(_frame(READY))
         while True:

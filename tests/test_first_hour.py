@@ -1,4 +1,4 @@
-"""A newcomer's first hour: the README's commands, help that shows the truth, errors with a way out."""
+"""A newcomer's first hour: the README's commands, help that tells the truth, errors that help."""
 
 from __future__ import annotations
 

@@ -636,7 +636,12 @@ def test_the_five_documented_lines_load_the_model_into_torch(
     expected = net.predict_proba(X).T
     assert namespace["model"][0].weight.shape == (512, 784)
     np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-5)
-    assert np.array_equal(probabilities.argmax(axis=1), net.predict(X))
+    # The same digit read, except where PyTorch's and NumPy's products (which round differently)
+    # split a near-tie: there the two likeliest digits are within the tolerance above.
+    differ = np.flatnonzero(probabilities.argmax(axis=1) != net.predict(X))
+    for j in differ:
+        top2 = np.sort(expected[j])[-2:]
+        assert top2[1] - top2[0] <= 2e-5
     assert (net.predict(X) == data.y_test[:500]).mean() > 0.8  # real digits, really read
 
 

@@ -21,3 +21,100 @@ def test_ci_runs_the_readme_test_command_word_for_word():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     commands = [line for line in ci.splitlines() if line and not line.startswith(("#", " "))]
     assert commands[-1] == install_and_test
+
+
+# -- help that tells the truth ---------------------------------------------------------------
+def _every_parser(parser, path=()):
+    """(words, parser) for the top-level command and every command and sub-command under it."""
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _every_parser(sub, (*path, name))
+
+
+def test_every_help_shows_real_defaults_wrapped_to_the_terminal(monkeypatch):
+    from digitnet import cli
+    from digitnet.commands.train import OPTION_FIELDS, PRESET_LINES, _shown
+    from digitnet.presets import PRESETS
+
+    monkeypatch.setenv("COLUMNS", "80")
+    helps = {" ".join(words): p.format_help() for words, p in _every_parser(cli.build_parser())}
+    assert {"", "train", "predict", "evaluate", "inspect", "serve", "data", "data fetch"} <= set(
+        helps
+    )
+    for words, text in helps.items():
+        flat = " ".join(text.split())
+        assert "default: None" not in flat and "default: False" not in flat, words
+        assert "%%" not in text, words
+        assert not re.search(r"\(default[^)]*\)\s*\(default", flat), f"doubled default: {words}"
+        assert text.splitlines()[0].startswith("usage: digitnet") and "usage:" not in text[7:]
+        too_wide = [line for line in text.splitlines() if len(line) > 78]
+        assert too_wide == [], words
+    train_parser = dict(_every_parser(cli.build_parser()))[("train",)]
+    helps_of = {a.dest: a.help for a in train_parser._actions}
+    for option, field in OPTION_FIELDS.items():
+        value = _shown(field, getattr(PRESETS["default"], field))
+        assert f"(default: {value}" in helps_of[option], option
+    train = " ".join(helps["train"].split())
+    assert "(default: 0.2; tutorial, seed-16-16, sigmoid-mse: 0; best: 0.3)" in train  # dropout
+    assert set(PRESET_LINES) == set(PRESETS)
+    presets = helps["train"][helps["train"].index("presets (") :]
+    for name in PRESETS:
+        assert re.search(rf"^  {re.escape(name)} +\S", presets, flags=re.M), name
+
+
+# -- errors in two lines, with the way out ---------------------------------------------------
+def _error(capsys, *argv: str) -> tuple[str, str]:
+    """The two lines a command-line mistake prints: ``error: ...`` and ``hint: ...``."""
+    import pytest
+
+    from digitnet import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(list(argv))
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith("error: ") and lines[1].startswith("hint: "), err
+    return lines[0], lines[1]
+
+
+def test_argparse_errors_are_two_lines_with_a_hint(capsys):
+    error, hint = _error(capsys, "train", "--batch-size", "big")
+    assert "--batch-size" in error and "positive integer or 'full'" in error
+    assert hint.startswith("hint: --batch-size N|full: examples per step")
+    error, hint = _error(capsys, "train", "--lr")
+    assert "--lr: expected one argument" in error and "learning rate" in hint
+    error, hint = _error(capsys, "predict", "model.safetensors")
+    assert "required: IMAGE" in error
+    assert "'digitnet predict [OPTIONS] MODEL IMAGE [IMAGE ...]'" in hint
+    error, hint = _error(capsys, "evaluate", "runs/a", "--dataset", "mnist", "--data-dir", "d")
+    assert "not allowed" in error and hint == "hint: give --data-dir or --dataset, not both"
+    error, hint = _error(capsys, "data")
+    assert "list, fetch" in hint
+    _error(capsys, "serve", "--port", "70000")
+    _error(capsys, "gradcheck", "--batch", "0")
+
+
+def test_misspelled_commands_options_and_choices_get_a_suggestion(capsys):
+    error, hint = _error(capsys, "trian")
+    assert error == "error: digitnet: 'trian' is not a command"
+    assert hint == "hint: did you mean 'digitnet train'?"
+    error, hint = _error(capsys, "train", "--learning-rate", "0.1")
+    assert error == "error: digitnet train: unrecognized arguments: --learning-rate 0.1"
+    assert hint.startswith("hint: did you mean --lr?")
+    assert _error(capsys, "train", "--epohcs", "3")[1].startswith("hint: did you mean --epochs?")
+    assert _error(capsys, "predict", "m", "i.png", "--jsn")[1].startswith(
+        "hint: did you mean --json?"
+    )
+    assert _error(capsys, "train", "--preset", "bset")[1] == "hint: did you mean --preset best?"
+    hint = _error(capsys, "data", "fetch", "mnsit")[1]
+    assert hint == "hint: did you mean 'digitnet data fetch mnist'?"
+    assert _error(capsys, "data", "lst")[1] == "hint: did you mean 'digitnet data list'?"
+    hint = _error(capsys, "xyzzy")[1]
+    assert hint.startswith("hint: the commands are train, predict, evaluate")

@@ -15,6 +15,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from importlib import import_module
+from typing import Any
 
 from digitnet._version import __version__
 
@@ -23,8 +24,11 @@ COMMANDS = ("train", "predict", "evaluate", "inspect", "serve", "data", "gradche
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from digitnet.commands import Formatter, Parser
+
+    parser = Parser(
         prog="digitnet",
+        formatter_class=Formatter,
         description="A neural network from scratch in NumPy that learns to read handwritten "
         "digits (MNIST), in the notation of the tutorials it grew from.",
         epilog="Run 'digitnet COMMAND --help' for a command's options and examples.",
@@ -41,10 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
+    """The parser of the command (and sub-command) that ``args`` were parsed for."""
+    for dest in ("command", "data_command"):
+        name = getattr(args, dest, None)
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if name is None or sub is None or name not in sub.choices:
+            break
+        parser = sub.choices[name]
+    return parser
+
+
 # -- entry point -----------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # said by the command's own parser, which knows its options
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
     if args.command is None:
         parser.print_help()
         return 0

@@ -45,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "network. Does nothing when the dataset is already present and verified.",
         formatter_class=Formatter,
     )
-    data_fetch.add_argument("name", choices=DATASET_NAMES, help="the dataset")
+    data_fetch.add_argument(
+        "name", metavar="DATASET", choices=DATASET_NAMES, help=f"one of {', '.join(DATASET_NAMES)}"
+    )
     data_fetch.add_argument(
         "--timeout",
         type=positive_float,

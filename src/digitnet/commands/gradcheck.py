@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Compare the gradients that backpropagation computes with finite "
         "differences, on a small random batch in float64, and print the relative error per "
         "layer and parameter. Below 1e-6 a gradient is right; around 1 it is wrong. The first "
-        "thing to check when a network is stuck at 10 %%.",
+        "thing to check when a network is stuck at 10 %.",
         epilog=GRADCHECK_EXAMPLES,
         formatter_class=Formatter,
     )

@@ -118,3 +118,56 @@ def test_misspelled_commands_options_and_choices_get_a_suggestion(capsys):
     assert _error(capsys, "data", "lst")[1] == "hint: did you mean 'digitnet data list'?"
     hint = _error(capsys, "xyzzy")[1]
     assert hint.startswith("hint: the commands are train, predict, evaluate")
+
+
+# -- the banner and the learning curves say what shapes the result ---------------------------
+def test_banner_shows_every_setting_that_shapes_the_result():
+    from digitnet import cli
+    from digitnet.commands.train import _config_from_args, _settings
+
+    args = cli.build_parser().parse_args(
+        ["train", "--layers", "784-128-10", "--optimizer", "momentum", "--lr", "0.05"]
+    )
+    text = "\n".join(_settings(_config_from_args(args), args))
+    for setting in (
+        "given: --layers --optimizer --lr",
+        "784-128-10: relu hidden layers, softmax output, he init, float32",
+        "label smoothing 0.1",
+        "weight decay 0",
+        "SGD with momentum 0.9, α = 0.05, batch 128, 100 epochs",
+        "warm-up 1 epoch, then cosine decay to 0",
+        "affine augmentation, dropout 0.2",
+        "training accuracy is measured on these",
+        "5 % of the training images for validation; seed 0",
+    ):
+        assert setting in text, setting
+    args = cli.build_parser().parse_args(["train", "--preset", "tutorial"])
+    text = "\n".join(_settings(_config_from_args(args), args))
+    assert "gradient descent, α = 0.1, full batch, 500 epochs; constant α" in text
+    assert "no augmentation, no dropout" in text and "uniform init" in text
+
+
+def test_learning_curves_say_what_training_accuracy_measures(tmp_path):
+    from PIL import Image
+
+    from digitnet import reports
+    from digitnet.presets import PRESETS
+
+    assert reports.training_note(PRESETS["tutorial"]) is None
+    note = reports.training_note(PRESETS["default"].to_dict())
+    assert "distorted (affine augmentation), with dropout 0.2" in note
+    assert "label smoothing 0.1" in note
+    history = [
+        {"epoch": e, "loss": 1 / e, "accuracy": 0.9, "val_loss": 1 / e, "val_accuracy": 0.95}
+        for e in (1, 2)
+    ]
+    plain, noted = tmp_path / "plain.png", tmp_path / "noted.png"
+    reports.plot_learning_curves(history, plain)
+    reports.plot_learning_curves(history, noted, note=note)
+    import numpy as np
+
+    a, b = (np.asarray(Image.open(p).convert("L")) for p in (plain, noted))
+    assert a.shape == b.shape
+    # the note is written under the plots: far more ink in the bottom strip than the axis labels
+    ink = [int((x[-a.shape[0] // 8 :] < 128).sum()) for x in (a, b)]
+    assert ink[1] > 2 * ink[0], ink

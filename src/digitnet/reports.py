@@ -262,12 +262,53 @@ def _grid(k: int, max_cols: int) -> tuple[int, int]:
 
 
 # -- pictures -------------------------------------------------------------------------------
-def plot_learning_curves(history: list[dict[str, Any]], path: _Path) -> None:
+def training_note(config: Any) -> str | None:
+    """What the training curves measure, when it is not the plain training images.
+
+    The trainer scores each batch as it trains on it: after augmentation distorted it and with
+    dropout switched on, and with the label-smoothed cost; validation sees clean images through
+    the whole network. A learner who is not told sees training accuracy below validation
+    accuracy, and a loss that never falls below ~0.5, and thinks something is broken.
+    ``config``: a TrainConfig or its dict (metrics.json's ``config``). None when nothing to say.
+    """
+    if config is None:
+        return None
+    get = config.get if isinstance(config, dict) else lambda k, d=None: getattr(config, k, d)
+    how = []
+    if get("augment", "none") not in (None, "none"):
+        how.append(f"distorted ({get('augment')} augmentation)")
+    if get("dropout", 0.0) or get("input_dropout", 0.0):
+        rates = [f"dropout {get('dropout'):g}"] if get("dropout", 0.0) else []
+        rates += [f"input dropout {get('input_dropout'):g}"] if get("input_dropout", 0.0) else []
+        how.append(f"with {' and '.join(rates)}")
+    smoothing = get("label_smoothing", 0.0)
+    if not how and not smoothing:
+        return None
+    parts = []
+    if how:
+        parts.append(
+            "Training loss and accuracy are measured on each batch as it was trained: "
+            + ", ".join(how)
+            + "; validation on clean images, without dropout, so training accuracy below "
+            "validation accuracy is expected."
+        )
+    if smoothing:
+        parts.append(
+            f"The loss includes label smoothing {smoothing:g}: it cannot fall to 0, even for a "
+            "network that reads every digit right."
+        )
+    return " ".join(parts)
+
+
+def plot_learning_curves(
+    history: list[dict[str, Any]], path: _Path, *, note: str | None = None
+) -> None:
     """Loss (left) and accuracy (right) per epoch, training and validation, as a PNG.
 
     ``history``: one dict per epoch with ``epoch``, ``loss``, ``accuracy``, ``val_loss``,
     ``val_accuracy`` (the validation values may be ``None``: then only training is drawn), as
-    ``fit`` returns it and metrics.json stores it.
+    ``fit`` returns it and metrics.json stores it. ``note``, when given, is printed under the
+    plots: what the curves measure (:func:`training_note`).
     """
     if not history:
         raise ShapeError("The history is empty: there is no epoch to draw.")
@@ -309,6 +350,10 @@ def plot_learning_curves(history: list[dict[str, Any]], path: _Path) -> None:
         ax.legend(fontsize=10, loc="best")
     suffix = "" if any(h.get("val_loss") is not None for h in history) else " (no validation set)"
     fig.suptitle(f"Learning curves over {len(history)} epochs{suffix}", fontsize=14)
+    if note:
+        import textwrap
+
+        fig.supxlabel(textwrap.fill(note, 150), fontsize=9.5, color="0.25")
     _save(fig, path)
 
 

@@ -407,6 +407,63 @@ def _config_from_args(args: argparse.Namespace, notes: list[str] | None = None) 
     return config.replace(**changes)
 
 
+def _settings(config: Any, args: argparse.Namespace) -> list[str]:
+    """Every setting that shapes the result, a few lines under the banner."""
+    given = [
+        "--" + option.replace("_", "-")
+        for option in OPTION_FIELDS
+        if getattr(args, option, None) is not None
+    ]
+    head = f"settings (preset {args.preset}"
+    head += f"; given: {' '.join(given)}):" if given else "):"
+    ce = config.loss == "ce"
+    output = config.output or ("softmax" if ce else "sigmoid")
+    init = config.init or ("he" if config.activation in ("relu", "leaky_relu") else "glorot")
+    cost = "cross-entropy" if ce else "mean squared error"
+    if config.label_smoothing:
+        cost += f", label smoothing {config.label_smoothing:g} (the loss cannot fall to 0)"
+    optimizer = {
+        "gd": "gradient descent",
+        "sgd": "SGD",
+        "adam": "Adam",
+        "momentum": f"SGD with momentum {config.momentum:g}",
+        "nesterov": f"SGD with Nesterov momentum {config.momentum:g}",
+    }.get(config.optimizer, config.optimizer)
+    batch = "full batch" if config.batch_size is None else f"batch {config.batch_size}"
+    steps = f"{optimizer}, α = {config.learning_rate:g}, {batch}, {config.epochs} epochs"
+    schedule = {
+        "constant": "constant α",
+        "step": f"α × {config.gamma:g} every {config.step_epochs:g} epochs",
+        "cosine": f"cosine decay to {config.min_factor:g} α"
+        if config.min_factor
+        else "cosine decay to 0",
+    }.get(config.schedule, config.schedule)
+    if config.warmup_epochs:
+        w = config.warmup_epochs
+        schedule = f"warm-up {w:g} epoch{'' if w == 1 else 's'}, then {schedule}"
+    shaping = []
+    if config.augment != "none":
+        shaping.append(f"{config.augment} augmentation")
+    if config.dropout:
+        shaping.append(f"dropout {config.dropout:g} after each hidden layer")
+    if config.input_dropout:
+        shaping.append(f"input dropout {config.input_dropout:g}")
+    lines = [
+        head,
+        f"  network   {config.layers}: {config.activation} hidden layers, {output} output, "
+        f"{init} init, {config.dtype}",
+        f"  cost      {cost}; weight decay {config.weight_decay:g}",
+        f"  steps     {steps}; {schedule}"
+        + (f"; early stopping after {config.early_stopping}" if config.early_stopping else ""),
+        f"  batches   {', '.join(shaping) or 'as they are: no augmentation, no dropout'}",
+        f"  held out  {100 * config.validation_fraction:g} % of the training images for "
+        f"validation; seed {config.seed}",
+    ]
+    if shaping:
+        lines[4] += " (training accuracy is measured on these; validation on clean images)"
+    return lines
+
+
 def _fmt_epoch(record: dict[str, Any], epochs: int) -> str:
     width = len(str(epochs))
     line = (
@@ -597,7 +654,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"data: {data.name}: {data.n_train:,} training images, {data.n_test:,} test images "
         f"({data.source})"
     )
-    print(f"run folder: {run_dir}", flush=True)
+    print(f"run folder: {run_dir}")
+    print("\n".join(_settings(config, args)), flush=True)
     data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
     _write_json(
         run_dir / "config.json",

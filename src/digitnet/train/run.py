@@ -247,7 +247,8 @@ def write_pictures(folder: str | Path, result: RunResult, data: Dataset) -> list
     folder = Path(folder)
     net = result.network
     paths = [folder / name for name in PICTURES]
-    reports.plot_learning_curves(result.history, paths[0])
+    note = reports.training_note(result.metrics.get("config"))
+    reports.plot_learning_curves(result.history, paths[0], note=note)
     P = net.predict_proba(data.X_test)
     y_pred = P.argmax(axis=0)
     cm = reports.confusion_matrix(data.y_test, y_pred, n_classes=len(data.classes))

@@ -171,3 +171,50 @@ def test_learning_curves_say_what_training_accuracy_measures(tmp_path):
     # the note is written under the plots: far more ink in the bottom strip than the axis labels
     ink = [int((x[-a.shape[0] // 8 :] < 128).sum()) for x in (a, b)]
     assert ink[1] > 2 * ink[0], ink
+
+
+# -- an explicit choice wins over a preset default that no longer applies --------------------
+def _digitnet(*args: str, cwd=None):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "digitnet", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
+
+
+def test_loss_mse_on_the_default_preset_trains_without_label_smoothing(tmp_path):
+    import json
+
+    out = tmp_path / "mse"
+    r = _digitnet(
+        "train", "--loss", "mse", "--layers", "784-16-10", "--epochs", "1", "--out", str(out)
+    )
+    assert r.returncode == 0, r.stderr
+    notes = [line for line in r.stdout.splitlines() if line.startswith("note: ")]
+    assert notes[0] == (
+        "note: --loss mse: no label smoothing (the default preset's 0.1 applies to "
+        "cross-entropy only)"
+    )
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert (config["loss"], config["label_smoothing"], config["warmup_epochs"]) == ("mse", 0.0, 0.0)
+
+
+def test_contradicting_options_get_a_hint_in_the_command_lines_words(capsys):
+    from digitnet import cli
+
+    status = cli.main(["train", "--loss", "mse", "--label-smoothing", "0.1", "--epochs", "1"])
+    assert status == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "error: --label-smoothing applies to cross-entropy (--loss ce), not to --loss mse.",
+        "hint: drop --label-smoothing, or give --label-smoothing 0",
+    ]
+    args = cli.build_parser().parse_args(["train", "--loss", "mse", "--label-smoothing", "0"])
+    from digitnet.commands.train import _config_from_args
+
+    assert _config_from_args(args).label_smoothing == 0.0

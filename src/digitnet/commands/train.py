@@ -404,6 +404,15 @@ def _config_from_args(args: argparse.Namespace, notes: list[str] | None = None) 
                     f"--loss mse: no label smoothing (the {args.preset} preset's "
                     f"{config.label_smoothing:g} applies to cross-entropy only)"
                 )
+    epochs = changes.get("epochs", config.epochs)
+    if args.warmup is None and args.epochs is not None and 0 < config.warmup_epochs >= epochs:
+        # the preset's warm-up would take the whole run: the learning rate would never arrive
+        changes["warmup_epochs"] = 0.0
+        if notes is not None:
+            notes.append(
+                f"--epochs {epochs}: no warm-up (the {args.preset} preset's "
+                f"{config.warmup_epochs:g}-epoch warm-up would take the whole run)"
+            )
     return config.replace(**changes)
 
 
@@ -430,7 +439,8 @@ def _settings(config: Any, args: argparse.Namespace) -> list[str]:
         "nesterov": f"SGD with Nesterov momentum {config.momentum:g}",
     }.get(config.optimizer, config.optimizer)
     batch = "full batch" if config.batch_size is None else f"batch {config.batch_size}"
-    steps = f"{optimizer}, α = {config.learning_rate:g}, {batch}, {config.epochs} epochs"
+    n = config.epochs
+    steps = f"{optimizer}, α = {config.learning_rate:g}, {batch}, {n} epoch{'' if n == 1 else 's'}"
     schedule = {
         "constant": "constant α",
         "step": f"α × {config.gamma:g} every {config.step_epochs:g} epochs",
@@ -629,7 +639,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from digitnet.data.datasets import load_dataset
     from digitnet.train.run import dataset_identity, prepare
 
-    config = _config_from_args(args)
+    notes: list[str] = []
+    config = _config_from_args(args, notes)
     out_dir = Path(args.out).expanduser() if args.out else None
     if out_dir is not None:
         _check_out_dir(out_dir)
@@ -648,14 +659,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(
         f"digitnet {__version__}: training {config.layers} ({config.activation}, "
         f"{config.loss}) with {config.optimizer}, α = {config.learning_rate:g}, "
-        f"batch {batch}, {config.epochs} epochs"
+        f"batch {batch}, {config.epochs} epoch{'' if config.epochs == 1 else 's'}"
     )
     print(
         f"data: {data.name}: {data.n_train:,} training images, {data.n_test:,} test images "
         f"({data.source})"
     )
     print(f"run folder: {run_dir}")
-    print("\n".join(_settings(config, args)), flush=True)
+    print("\n".join(_settings(config, args) + [f"note: {note}" for note in notes]), flush=True)
     data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
     _write_json(
         run_dir / "config.json",

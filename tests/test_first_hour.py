@@ -218,3 +218,68 @@ def test_contradicting_options_get_a_hint_in_the_command_lines_words(capsys):
     from digitnet.commands.train import _config_from_args
 
     assert _config_from_args(args).label_smoothing == 0.0
+
+
+# -- errors in one format everywhere ---------------------------------------------------------
+def test_predict_errors_are_error_then_hint(tmp_path, capsys, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from digitnet import cli
+    from digitnet.modelfile import save_model
+    from digitnet.network import Network
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_model(run / "model.safetensors", Network.from_spec("784-8-10", seed=0))
+    digits = tmp_path / "digits"
+    digits.mkdir()
+    pixels = np.zeros((28, 28), np.uint8)
+    pixels[4:24, 12:16] = 255
+    Image.fromarray(pixels).save(digits / "one.png")
+    monkeypatch.chdir(tmp_path)
+
+    assert cli.main(["predict", "run", "digits"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: digits: is a folder, not an image file.",
+        "hint: give the images inside it, such as digits/*.png",
+    ]
+    assert cli.main(["predict", "run", "missing.png", "digits/one.png"]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("digits/one.png: ")
+    assert err.splitlines() == ["error: missing.png: no such file.", "hint: check the path"]
+    # swapped: the image first, then the model (a run folder, or the model file itself)
+    for model in ("run", "run/model.safetensors"):
+        assert cli.main(["predict", "digits/one.png", model]) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            f"error: digits/one.png: the model comes first, then the images ({model} is the "
+            "model).",
+            f"hint: digitnet predict {model} digits/one.png",
+        ]
+
+
+def test_train_says_at_once_that_it_tries_the_mirrors(tmp_path, capsys, monkeypatch):
+    import dataclasses
+    import socket
+
+    from digitnet import cli
+    from digitnet.data import sources
+
+    with socket.socket() as s:  # a port where nothing listens: refused at once
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    mnist = dataclasses.replace(sources.DOWNLOADABLE["mnist"], mirrors=(dead,), system_dirs=())
+    monkeypatch.setitem(sources.DOWNLOADABLE, "mnist", mnist)
+    monkeypatch.setenv("DIGITNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DIGITNET_DATA", raising=False)
+    monkeypatch.delenv("DIGITNET_TIMEOUT", raising=False)
+    argv = ["train", "--dataset", "mnist", "--layers", "784-8-10", "--epochs", "1"]
+    assert cli.main([*argv, "--out", str(tmp_path / "a")]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == (
+        "data: mnist is not in the cache; trying its mirrors (waiting up to 10 s for an answer; "
+        "--offline skips the network, training on embedded instead)"
+    )
+    assert err.startswith("warning: MNIST is not in the cache")
+    assert cli.main([*argv, "--offline", "--out", str(tmp_path / "b")]) == 0
+    assert "trying its mirrors" not in capsys.readouterr().out

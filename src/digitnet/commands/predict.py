@@ -36,7 +36,8 @@ examples:
 
 output (one line per image, in the order given):
   seven.jpg: 7 (98.2 %)   then 1 (1.1 %), 9 (0.3 %)
-  error: blank.png: no digit found: the image looks blank (...)   (on stderr; exit status 1)
+  error: blank.png: no digit found: the image looks blank (...)   (on stderr, exit status 1)
+  hint: ...                                                          (what to do about it)
 
 --json prints an array, one object per image in the order given:
   {"image": PATH, "prediction": INT, "probabilities": [10 floats], "top3": [[DIGIT, P], ...]}
@@ -92,16 +93,51 @@ def _load(text: str) -> Any:
 
 
 # -- the images -----------------------------------------------------------------------------
-def _one_line(exc: BaseException, image: str) -> str:
-    """An error about one image as one line that starts with the image's path."""
+def _one_line(exc: BaseException, image: str, *, with_hint: bool = True) -> str:
+    """An error about one image as one line that starts with the image's path (and, for
+    --json, its hint in brackets)."""
     from digitnet.errors import DigitnetError
 
     if isinstance(exc, DigitnetError):
-        text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+        text = exc.message + (f" (hint: {exc.hint})" if exc.hint and with_hint else "")
     else:
         text = f"unexpected {type(exc).__name__}: {exc}"
     text = " ".join(text.split())
     return text if text.startswith(f"{image}: ") else f"{image}: {text}"
+
+
+def _hint(exc: BaseException, image: str) -> str | None:
+    """What to do about an image that failed: the error's own hint, or for a folder, its files."""
+    hint = getattr(exc, "hint", None)
+    if hint is None and Path(image).is_dir():
+        folder = image.rstrip("/") or "/"
+        hint = f"give the images inside it, such as {folder}/*.png"
+    return " ".join(hint.split()) if hint else None
+
+
+def _is_model(text: str) -> bool:
+    """Whether ``text`` names a model: a .safetensors file or a folder holding one."""
+    path = Path(text).expanduser()
+    return (path.is_dir() and (path / MODEL_FILE).is_file()) or (
+        path.is_file() and path.suffix == ".safetensors"
+    )
+
+
+def _check_order(model: str, images: list[str]) -> None:
+    """``predict IMAGE RUN``: say that the model comes first, not that an image is no model."""
+    import shlex
+
+    from digitnet.errors import ConfigError
+
+    if _is_model(model):
+        return
+    found = next((image for image in images if _is_model(image)), None)
+    if found is not None:
+        rest = [found] + [model] + [i for i in images if i != found]
+        raise ConfigError(
+            f"{model}: the model comes first, then the images ({found} is the model).",
+            "digitnet predict " + " ".join(shlex.quote(word) for word in rest),
+        )
 
 
 def _show_names(images: list[str], answered: list[int]) -> dict[int, str]:
@@ -182,19 +218,24 @@ def _human_line(image: str, width: int, top: list[tuple[int, float]], names: lis
 def cmd_predict(args: argparse.Namespace) -> int:
     from digitnet.imaging import preprocess, to_column
 
+    _check_order(args.model, list(args.images))
     show = _show_dir(args.show) if args.show else None
     predictor = _load(args.model)
     names = predictor.classes
     images: list[str] = list(args.images)
     seen: dict[int, Any] = {}  # index -> the (28, 28) image the network reads
-    errors: dict[int, str] = {}
+    errors: dict[int, str] = {}  # index -> the error line (--json: with its hint)
+    hints: dict[int, str | None] = {}
     for i, image in enumerate(images):
         try:
             seen[i] = preprocess(image)
         except Exception as exc:  # one bad image must not stop the others
             if getattr(args, "traceback", False):
                 raise
-            errors[i] = _one_line(exc, image)
+            errors[i] = _one_line(exc, image, with_hint=args.json)
+            hints[i] = _hint(exc, image)
+            if args.json and hints[i] and not getattr(exc, "hint", None):
+                errors[i] += f" (hint: {hints[i]})"
     answered = sorted(seen)
     answers: dict[int, dict[str, Any]] = {}
     if answered:
@@ -227,7 +268,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 top = [(k, p) for k, p in answers[i]["top3"]]
                 print(_human_line(image, width, top, names), flush=True)
             else:
-                print(f"error: {errors[i]}", file=sys.stderr, flush=True)
+                hint = f"\nhint: {hints[i]}" if hints[i] else ""
+                print(f"error: {errors[i]}{hint}", file=sys.stderr, flush=True)
     sys.stdout.flush()
     for text in unwritten:
         print(f"error: {text}", file=sys.stderr)

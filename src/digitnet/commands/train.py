@@ -474,6 +474,33 @@ def _settings(config: Any, args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def _say_if_downloading(args: argparse.Namespace) -> None:
+    """Before a download's first network wait: one line saying so, and how to skip it.
+
+    Behind a network that never answers, the mirrors take their time-out each before the
+    fallback's warning; the user should know at once what the wait is and that --offline ends it.
+    Only a look at which files exist (no digests): the download itself checks every file.
+    """
+    import os
+
+    from digitnet.data.datasets import ENV_DATA
+    from digitnet.data.download import _find_file, cache_dir, resolve_timeout
+    from digitnet.data.sources import DOWNLOADABLE
+
+    source = DOWNLOADABLE.get(args.dataset or "")
+    if source is None or args.offline or args.data_dir or os.environ.get(ENV_DATA):
+        return
+    places = [cache_dir() / source.name, *map(Path, source.system_dirs)]
+    if any(all(_find_file(place, fs) for fs in source.files) for place in places if place.is_dir()):
+        return
+    instead = f", training on {source.fallback} instead" if source.fallback else ""
+    print(
+        f"data: {args.dataset} is not in the cache; trying its mirrors (waiting up to "
+        f"{resolve_timeout(None):g} s for an answer; --offline skips the network{instead})",
+        flush=True,
+    )
+
+
 def _fmt_epoch(record: dict[str, Any], epochs: int) -> str:
     width = len(str(epochs))
     line = (
@@ -644,6 +671,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out_dir = Path(args.out).expanduser() if args.out else None
     if out_dir is not None:
         _check_out_dir(out_dir)
+    _say_if_downloading(args)
     data = load_dataset(
         args.dataset,
         data_dir=args.data_dir,

@@ -248,6 +248,17 @@ def test_predict_errors_are_error_then_hint(tmp_path, capsys, monkeypatch):
     out, err = capsys.readouterr()
     assert out.startswith("digits/one.png: ")
     assert err.splitlines() == ["error: missing.png: no such file.", "hint: check the path"]
+    # --show says where it wrote (on stderr with --json: stdout is the JSON alone)
+    assert cli.main(["predict", "run", "digits/one.png", "--show", "seen"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == (
+        "--show: wrote what the network read for 1 image into seen/ (such as "
+        "seen/one.28x28.x8.png, 8 times larger, beside the 28x28 original)"
+    )
+    assert (tmp_path / "seen" / "one.28x28.x8.png").is_file()
+    assert cli.main(["predict", "run", "digits/one.png", "--show", "seen", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("[") and err.startswith("--show: wrote")
     # swapped: the image first, then the model (a run folder, or the model file itself)
     for model in ("run", "run/model.safetensors"):
         assert cli.main(["predict", "digits/one.png", model]) == 2
@@ -283,3 +294,22 @@ def test_train_says_at_once_that_it_tries_the_mirrors(tmp_path, capsys, monkeypa
     assert err.startswith("warning: MNIST is not in the cache")
     assert cli.main([*argv, "--offline", "--out", str(tmp_path / "b")]) == 0
     assert "trying its mirrors" not in capsys.readouterr().out
+
+
+def test_serve_open_says_when_it_cannot_open_a_browser(monkeypatch):
+    import sys
+    import webbrowser
+
+    from digitnet.commands.serve import _open_browser
+
+    url = "http://127.0.0.1:8000/"
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda u: opened.append(u) or True)
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert _open_browser(url) is None and opened == [url]
+    monkeypatch.setattr(webbrowser, "open", lambda u: False)
+    assert _open_browser(url) == "no browser found"
+    if sys.platform.startswith("linux"):
+        monkeypatch.delenv("DISPLAY")
+        monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+        assert _open_browser(url).startswith("no display")

@@ -340,7 +340,11 @@ def test_default_run_folder_under_runs(tmp_path):
     (folder,) = (tmp_path / "runs").iterdir()
     assert re.fullmatch(r"\d{8}-\d{6}", folder.name)
     lines = r.stdout.strip().splitlines()
-    assert lines[2] == f"run folder: runs/{folder.name}" == lines[-1]
+    assert lines[2] == f"run folder: runs/{folder.name}" == lines[-2]
+    run = f"runs/{folder.name}"
+    assert lines[-1] == (
+        f"next: digitnet evaluate {run}  |  digitnet serve {run}  |  digitnet predict {run} IMAGE"
+    )
     names = {p.name for p in folder.iterdir()}
     assert {"config.json", "history.csv", "model.safetensors", "metrics.json"} <= names
     assert set(PICTURES) <= names and len(history_rows(folder)) == 2

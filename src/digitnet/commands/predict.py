@@ -243,10 +243,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         # differ from one column in the last bits of float32, and the two must agree exactly.
         answers = {i: predictor.answers(to_column(seen[i]))[0] for i in answered}
     unwritten: list[str] = []  # --show files that could not be written
+    shown: list[str] = []  # the --show stems written
     if show is not None:
         for i, name in _show_names(images, answered).items():
             try:
                 _write_shown(show, name, seen[i])
+                shown.append(name)
             except OSError as exc:
                 unwritten.append(
                     f"{images[i]}: answered, but --show could not write {show / name}.28x28.png "
@@ -270,6 +272,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
             else:
                 hint = f"\nhint: {hints[i]}" if hints[i] else ""
                 print(f"error: {errors[i]}{hint}", file=sys.stderr, flush=True)
+    if shown:  # where to look (on stderr with --json, whose stdout is JSON only)
+        example = show / f"{shown[0]}.28x28.x{SHOW_SCALE}.png"
+        print(
+            f"--show: wrote what the network read for {len(shown)} image"
+            f"{'' if len(shown) == 1 else 's'} into {show}/ (such as {example}, "
+            f"{SHOW_SCALE} times larger, beside the 28x28 original)",
+            file=sys.stderr if args.json else sys.stdout,
+        )
     sys.stdout.flush()
     for text in unwritten:
         print(f"error: {text}", file=sys.stderr)

@@ -132,6 +132,25 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _open_browser(url: str) -> str | None:
+    """Open ``url`` in a browser: None when done, else why not.
+
+    On Linux without a display, only a text-mode browser could start, and it would take over
+    the terminal the server is printing to: say so instead.
+    """
+    import webbrowser
+
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return "no display: $DISPLAY and $WAYLAND_DISPLAY are unset"
+    try:
+        opened = webbrowser.open(url)
+    except Exception as exc:  # a broken browser setting must not stop the server
+        return f"{type(exc).__name__}: {exc}"
+    return None if opened else "no browser found"
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -177,9 +196,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     if args.open:
-        import webbrowser
-
-        webbrowser.open(url)
+        why = _open_browser(url)
+        if why is None:
+            print(f"--open: opened {url} in a browser", flush=True)
+        else:
+            print(f"--open: could not open a browser ({why}); open {url} yourself", flush=True)
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, timeout_graceful_shutdown=2, lifespan="on"
     )

@@ -708,10 +708,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     _write_history(run_dir / "history.csv", [])
     try:
-        return _train_in(run_dir, training, identity)
+        status = _train_in(run_dir, training, identity)
     except BaseException:
         _forget_failed_start(run_dir, made, out_dir is None)
         raise
+    if status == 0:  # what to do with the model, in commands to copy
+        run = shlex.quote(str(run_dir))
+        commands = [
+            f"digitnet evaluate {run}",
+            f"digitnet serve {run}",
+            f"digitnet predict {run} IMAGE",
+        ]
+        print("next: " + "  |  ".join(commands))
+    return status
 
 
 def _forget_failed_start(run_dir: Path, made: bool, under_runs: bool) -> None:

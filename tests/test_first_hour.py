@@ -313,3 +313,54 @@ def test_serve_open_says_when_it_cannot_open_a_browser(monkeypatch):
         monkeypatch.delenv("DISPLAY")
         monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
         assert _open_browser(url).startswith("no display")
+
+
+# -- the Python API --------------------------------------------------------------------------
+def test_every_exported_name_resolves():
+    import subprocess
+    import sys
+
+    code = (
+        "import types, digitnet\n"
+        "for name in digitnet.__all__:\n"
+        "    value = getattr(digitnet, name)\n"
+        "    assert not isinstance(value, types.ModuleType), name\n"
+        "assert sorted(digitnet.__all__) == dir(digitnet)\n"
+        "from digitnet import *\n"
+        "print(len(digitnet.__all__))\n"
+    )
+    # one fresh interpreter per order: a name may only resolve after another import
+    for order in ("", "import digitnet.train.loop, digitnet.modelfile\n"):
+        r = subprocess.run([sys.executable, "-c", order + code], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    import digitnet
+
+    assert {"load_model", "save_model", "load_dataset", "Network"} <= set(digitnet.__all__)
+    assert "train" not in digitnet.__all__
+
+
+def test_the_readme_api_example_makes_a_model_that_the_commands_take(tmp_path, monkeypatch, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from digitnet import cli
+    from digitnet.predictor import Predictor
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- api-example\b.*?-->\s*```python\n(.*?)```", text, re.DOTALL)
+    assert found, "README.md has no python block marked api-example"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(found.group(1), namespace)  # the README's lines, exactly as written there
+    capsys.readouterr()
+    assert namespace["history"][-1]["val_accuracy"] is not None
+    assert namespace["accuracy"] > 0.9 and namespace["doc"]["dataset"]["name"] == "embedded"
+    model = tmp_path / "model.safetensors"
+    Predictor(model)  # what each of 'digitnet serve's readers loads
+    data = namespace["data"]
+    digit = (data.X_test[:, 0].reshape(28, 28) * 255).astype(np.uint8)
+    Image.fromarray(digit).save(tmp_path / "digit.png")
+    assert cli.main(["predict", "model.safetensors", "digit.png"]) == 0
+    assert capsys.readouterr().out.startswith(f"digit.png: {data.y_test[0]} (")
+    assert cli.main(["evaluate", "model.safetensors", "--json"]) == 0
+    assert '"accuracy"' in capsys.readouterr().out

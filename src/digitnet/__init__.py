@@ -7,6 +7,8 @@ The public API, loaded lazily so that ``import digitnet`` (and ``digitnet --help
     net = digitnet.Network.from_spec("784-128-10", seed=0)
     history = net.fit(data.X_train, data.y_train, epochs=5, optimizer="adam")
     net.evaluate(data.X_test, data.y_test)            # (cost, accuracy)
+    digitnet.save_model("model.safetensors", net)     # what 'digitnet predict' and 'serve' read
+    net, doc = digitnet.load_model("model.safetensors")
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ _EXPORTS = {
     "TrainConfig": "digitnet.presets",
     "PRESETS": "digitnet.presets",
     "get_preset": "digitnet.presets",
-    "train": "digitnet.presets",
     "gradcheck": "digitnet.gradcheck",
+    "load_model": "digitnet.modelfile",
+    "save_model": "digitnet.modelfile",
     "load_dataset": "digitnet.data.datasets",
     "Dataset": "digitnet.data.datasets",
     "DigitnetError": "digitnet.errors",

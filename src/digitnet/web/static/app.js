@@ -142,11 +142,15 @@
     return start;
   }
 
-  /** A grid of n cells on a canvas (crisp on any screen); returns its geometry. */
-  function makeGrid(n, maxWidth, maxCell = 16) {
-    const cols = gridCols(n);
+  /** A grid of n cells on a canvas (crisp on any screen); returns its geometry. With
+   *  {fit: true} the grid is square and never wider than maxWidth, whatever n is (its cells
+   *  shrink below 4 px, to a fraction of a pixel if need be): the unit panel's three strips. */
+  function makeGrid(n, maxWidth, maxCell = 16, { fit = false } = {}) {
+    const cols = fit ? Math.max(1, Math.ceil(Math.sqrt(n))) : gridCols(n);
     const rows = Math.ceil(n / cols);
-    const cell = Math.max(4, Math.min(maxCell, Math.floor(maxWidth / cols)));
+    const cell = fit
+      ? Math.min(maxCell, maxWidth / cols)
+      : Math.max(4, Math.min(maxCell, Math.floor(maxWidth / cols)));
     const canvas = el("canvas", { class: "grid" });
     const g = { canvas, n, cols, rows, cell, values: null, scale: 1, selected: -1 };
     const w = cols * cell;
@@ -170,7 +174,7 @@
     const { cell, cols, dpr } = g;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, g.cols * cell, g.rows * cell);
-    const gap = cell >= 8 ? 1 : 0.5;
+    const gap = cell >= 8 ? 1 : cell >= 3 ? 0.5 : 0;
     for (let k = 0; k < g.n; k++) {
       const x = (k % cols) * cell;
       const y = Math.floor(k / cols) * cell;
@@ -721,6 +725,9 @@
     return state.weightCache.get(key);
   }
 
+  /** The width of each of the unit panel's three strips (A, the row of W, the contributions),
+   *  in CSS pixels: style.css gives their figures room for it, with the ⊙ and = between. */
+  const UNIT_STRIP = 140;
   let unitToken = 0;
   async function renderUnit() {
     const sel = state.selected;
@@ -775,7 +782,7 @@
         c.setAttribute("aria-label", { x: "the drawing", w: "the unit's 784 weights as 28 by 28", c: "weights times pixels" }[kind]);
         box.append(c);
       } else {
-        const g = makeGrid(r.data.n_in, 200, 14);
+        const g = makeGrid(r.data.n_in, UNIT_STRIP, 14, { fit: true });
         g.values = vals;
         g.scale = kind === "w" ? wScale : kind === "c" ? cScale : (vals ? maxAbs(vals) || 1 : 1);
         paintGrid(g);
@@ -842,16 +849,16 @@
     const acts = state.dense.slice(0, -1).map((d) => actName(d.act));
     const path = String(m.source).split("/");
     const short = path.length > 3 ? `…/${path.slice(-3).join("/")}` : m.source;
-    const parts = [
-      `<span class="mono" title="${esc(m.source)}">${esc(short)}</span>`,
-      `${arch}${acts.length ? ` · ${esc([...new Set(acts)].join(", "))}` : ""}`,
-      `${int(m.n_parameters)} parameters`,
-    ];
+    // .model-extra: the file's path and the details, kept off a phone's first screen (style.css)
+    let html = `<span class="model-extra"><span class="mono" title="${esc(m.source)}">${esc(short)}</span> · </span>` +
+      `${arch}${acts.length ? ` · ${esc([...new Set(acts)].join(", "))}` : ""}` +
+      `<span class="model-extra"> · ${int(m.n_parameters)} parameters</span>`;
     if (Number.isFinite(metrics.test_accuracy)) {
       const ds = typeof meta.dataset === "object" && meta.dataset ? meta.dataset.name : metrics.dataset;
-      parts.push(`test accuracy <strong>${pct(metrics.test_accuracy)}</strong>${ds ? ` (trained on ${esc(ds)})` : ""}`);
+      html += ` · test accuracy <strong>${pct(metrics.test_accuracy)}</strong>` +
+        `${ds ? `<span class="model-extra"> (trained on ${esc(ds)})</span>` : ""}`;
     }
-    $("model-info").innerHTML = parts.join(" · ");
+    $("model-info").innerHTML = html;
   }
 
   function denseLayers(m) {
@@ -1058,7 +1065,7 @@
       const items = last ? [
         ["cost C", fmt(last.loss, 4)], ["accuracy", pct(last.accuracy, 2)],
         ["validation C", fmt(last.val_loss, 4)], ["validation accuracy", pct(last.val_accuracy, 2)],
-        ["α (learning rate)", fmt(last.lr, 3)], ["seconds per epoch", fmt(last.seconds, 2)],
+        ["α in the last epoch (schedule below)", fmt(last.lr, 3)], ["seconds per epoch", fmt(last.seconds, 2)],
       ] : [];
       $("latest").innerHTML = items.map(([k, v]) => `<div><dt>${k}</dt><dd>${v}</dd></div>`).join("");
       $("run-message").textContent = h.status === "training" && !rows.length
@@ -1066,6 +1073,8 @@
       const xMax = Math.max(h.epochs || 0, rows.length, 2);
       chart($("chart-loss"), rows, "loss", "val_loss", { xMax, percent: false, title: "cost C" });
       chart($("chart-acc"), rows, "accuracy", "val_accuracy", { xMax, percent: true, title: "accuracy" });
+      chart($("chart-lr"), rows, "lr", null, { xMax, percent: false, title: "learning rate α", label: "α" });
+      $("lr-note").textContent = scheduleNote(rows);
       showWeights(h);
     }
 
@@ -1129,7 +1138,21 @@
     return ticks;
   }
 
-  function chart(box, rows, key, valKey, { xMax, percent, title }) {
+  /** What the learning-rate curve shows, in words: where α started, peaked and ended. */
+  function scheduleNote(rows) {
+    const lrs = rows.map((r) => r.lr).filter(Number.isFinite);
+    if (!lrs.length) return "";
+    const top = Math.max(...lrs);
+    const first = lrs[0];
+    const last = lrs[lrs.length - 1];
+    if (top - Math.min(...lrs) <= 1e-12 * top) return `α stayed at ${fmt(top)} (a constant schedule).`;
+    const rise = first < top ? `rose from ${fmt(first)} (warm-up) to ${fmt(top)}` : `started at ${fmt(top)}`;
+    const end = last < 1e-3 * top ? `fell to ${fmt(last)}, practically 0: the schedule ends the run with the smallest steps`
+      : `fell to ${fmt(last)}`;
+    return `α, the size of each step, is set per step by the run's schedule: it ${rise}, then ${end}.`;
+  }
+
+  function chart(box, rows, key, valKey, { xMax, percent, title, label = "training" }) {
     const W = Math.round(Math.max(300, Math.min(760, box.clientWidth || 520)));
     const H = W < 440 ? 220 : 260;
     const m = { l: 52, r: 14, t: 12, b: 36 };
@@ -1160,7 +1183,8 @@
     const yt = niceTicks(lo, hi, 5);
     const xt = niceTicks(1, xMax, Math.min(xMax - 1, 8)).filter((t) => Number.isInteger(t) && t >= 1);
     const yLabel = (v) => (percent ? `${Math.round(v * 100)} %` : fmt(v, 2));
-    let s = `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(title)} per epoch: training and validation">`;
+    const what = val.length ? "training and validation" : label;
+    let s = `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(title)} per epoch: ${esc(what)}">`;
     s += `<title>${esc(title)} per epoch</title>`;
     for (const t of yt) {
       s += `<line class="grid" x1="${m.l}" x2="${W - m.r}" y1="${Y(t)}" y2="${Y(t)}"/>`;
@@ -1176,7 +1200,7 @@
       `<circle class="pt ${cls}" cx="${X(e).toFixed(1)}" cy="${Y(v).toFixed(1)}" r="3.2"><title>epoch ${e}, ${label}: ${percent ? pct(v, 2) : fmt(v, 4)}</title></circle>`).join(""));
     if (val.length) s += `<path class="line val" d="${path(val)}"/>`;
     s += `<path class="line train" d="${path(train)}"/>`;
-    s += dots(val, "val", "validation") + dots(train, "train", "training");
+    s += dots(val, "val", "validation") + dots(train, "train", label);
     s += "</svg>";
     box.innerHTML = s;
   }

@@ -181,11 +181,11 @@ class Parser(argparse.ArgumentParser):
             if action is not None and not action.option_strings:  # a positional argument
                 if guess:
                     return f"did you mean '{self.prog} {guess}'?"
-                return f"choose one of {', '.join(options)}"
+                return f"choose one of those; '{self.prog} --help' says what each is"
             flag = action.option_strings[-1] if action is not None else ""
             if guess:
                 return f"did you mean {flag} {guess}?"
-            return f"choose one of {', '.join(options)}"
+            return f"choose one of those; '{self.prog} --help' says what each does"
         if message.startswith("unrecognized arguments: "):
             options = [s for a in self._actions for s in a.option_strings]
             for word in message.split(": ", 1)[1].split():

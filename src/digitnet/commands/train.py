@@ -72,6 +72,17 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _layer_spec(text: str) -> str:
+    """``--layers``: sizes joined by '-', input first, each a positive integer, at least two."""
+    parts = text.strip().split("-")
+    if len(parts) < 2 or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"the layer spec must be sizes joined by '-' (two or more, each positive, input "
+            f"first); got {text!r}"
+        )
+    return "-".join(str(int(part)) for part in parts)
+
+
 #: the presets in a line each, for 'digitnet train --help' (figures: the README's table)
 PRESET_LINES = {
     "default": "784-512-256-10 ReLU; Adam with warm-up and cosine decay, dropout 0.2, label "
@@ -186,6 +197,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--layers",
+        type=_layer_spec,
         metavar="SPEC",
         help=preset("layers", "layer sizes, input first, such as 784-16-16-10"),
     )

@@ -314,7 +314,7 @@ def _make_run_dir(out: Path | None) -> Path:
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    from digitnet.data.idx import write_atomic
+    from digitnet.files import write_atomic
 
     write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode())
 
@@ -330,7 +330,7 @@ def _csv_row(record: dict[str, Any]) -> str:
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    from digitnet.data.idx import write_atomic
+    from digitnet.files import write_atomic
 
     text = ",".join(HISTORY_FIELDS) + "\n" + "".join(_csv_row(r) for r in history)
     write_atomic(path, text.encode())

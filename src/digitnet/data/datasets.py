@@ -53,6 +53,8 @@ class Dataset:
     X_test: np.ndarray
     y_test: np.ndarray
     classes: list[str] = field(default_factory=lambda: [str(d) for d in range(10)])
+    digests: dict[str, str] = field(default_factory=dict)
+    """SHA-256 of each file's IDX bytes (decompressed), by role, where the files were read."""
 
     @property
     def n_train(self) -> int:
@@ -96,6 +98,7 @@ class Dataset:
             "n_train": self.n_train,
             "n_test": self.n_test,
             "classes": list(self.classes),
+            **({"sha256": dict(self.digests)} if self.digests else {}),
         }
 
 
@@ -168,18 +171,17 @@ def load_folder(
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder.", "--data-dir takes a folder of IDX files")
-    arrays = {}
+    arrays, sha256 = {}, {}
     for role in ROLES:
         path = _find(folder, role)
         data = idx.read_bytes(path)
-        if digests is not None:
-            got = idx.sha256_of(data)
-            if got != digests[role]["sha256"]:
-                raise DataError(
-                    f"{path}: its contents do not match the expected SHA-256 digest "
-                    f"({got[:16]}... instead of {digests[role]['sha256'][:16]}...).",
-                    "the file is corrupt or not the expected one: reinstall or fetch it again",
-                )
+        got = sha256[role] = idx.sha256_of(data)
+        if digests is not None and got != digests[role]["sha256"]:
+            raise DataError(
+                f"{path}: its contents do not match the expected SHA-256 digest "
+                f"({got[:16]}... instead of {digests[role]['sha256'][:16]}...).",
+                "the file is corrupt or not the expected one: reinstall or fetch it again",
+            )
         arrays[role] = idx.parse(data, str(path))
     X_train, y_train = _to_arrays(
         arrays["train-images"], arrays["train-labels"], f"{folder} (training files)", dtype
@@ -192,7 +194,9 @@ def load_folder(
             f"{folder}: training images have {X_train.shape[0]} pixels but test images have "
             f"{X_test.shape[0]}."
         )
-    return Dataset(name or str(folder), str(folder), X_train, y_train, X_test, y_test)
+    return Dataset(
+        name or str(folder), str(folder), X_train, y_train, X_test, y_test, digests=sha256
+    )
 
 
 def load_embedded(dtype: Any = np.float32) -> Dataset:
@@ -293,4 +297,5 @@ def _from_found(found: Any, dtype: Any) -> Dataset:
         X_test,
         y_test,
         classes=list(found.source.classes),
+        digests={role: idx.sha256_of(data) for role, data in found.data.items()},
     )

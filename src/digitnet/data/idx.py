@@ -11,13 +11,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from digitnet.errors import DataError
+from digitnet.files import write_atomic
 
 #: IDX type code -> big-endian NumPy dtype
 IDX_TYPES: dict[int, np.dtype] = {
@@ -105,24 +105,6 @@ def to_bytes(array: np.ndarray) -> bytes:
     code = _CODES[native]
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     return header + np.ascontiguousarray(array, dtype=IDX_TYPES[code]).tobytes()
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write bytes to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_idx(

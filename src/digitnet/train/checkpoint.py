@@ -42,8 +42,16 @@ import numpy as np
 import safetensors.numpy
 
 from digitnet._version import __version__
-from digitnet.data.idx import write_atomic
 from digitnet.errors import ConfigError, ModelFileError
+from digitnet.files import (
+    HeaderError,
+    RefusedFileError,
+    load_tensors,
+    read_safetensors,
+    split_header,
+    strict_json,
+    write_atomic,
+)
 from digitnet.network import parse_spec
 from digitnet.presets import TrainConfig
 
@@ -56,7 +64,6 @@ METADATA_KEY = "digitnet-checkpoint"
 #: a checkpoint's file name in a run folder
 FILENAME = "checkpoint.safetensors"
 
-_MAX_HEADER = 100_000_000
 _HINT = "a checkpoint is the checkpoint.safetensors that 'digitnet train' writes in a run folder"
 
 
@@ -217,23 +224,25 @@ def _is_number(value: Any) -> bool:
 
 
 def _document(data: bytes) -> dict[str, Any]:
-    if len(data) < 9:
-        raise _CheckError(
-            f"not a checkpoint: {len(data)} bytes, too short for a safetensors file", _HINT
-        )
-    n = int.from_bytes(data[:8], "little")
-    if data[8:9] != b"{" or n > _MAX_HEADER:
-        raise _CheckError("not a checkpoint: it does not start with a safetensors header", _HINT)
-    if n > len(data) - 8:
-        raise _CheckError(
-            f"truncated: the header should be {n} bytes but only {len(data) - 8} follow",
-            "the file was cut short; an older checkpoint is not kept, start the run again",
-        )
     try:
-        header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _CheckError(f"its safetensors header is not valid JSON ({exc})", _HINT) from None
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+        _, header = split_header(data)
+    except HeaderError as exc:
+        if exc.kind == "short":
+            raise _CheckError(f"not a checkpoint: {exc.message}", _HINT) from None
+        if exc.kind == "no-header":
+            raise _CheckError(f"not a checkpoint: {exc.message}", _HINT) from None
+        if exc.kind == "truncated":
+            raise _CheckError(
+                exc.message,
+                "the file was cut short; an older checkpoint is not kept, start the run again",
+            ) from None
+        raise _CheckError(exc.message, _HINT) from None
+    return _metadata_document(header)
+
+
+def _metadata_document(header: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's JSON document, out of its safetensors header."""
+    metadata = header.get("__metadata__")
     if not isinstance(metadata, dict) or METADATA_KEY not in metadata:
         if isinstance(metadata, dict) and "digitnet" in metadata:
             raise _CheckError(
@@ -243,8 +252,8 @@ def _document(data: bytes) -> dict[str, Any]:
             )
         raise _CheckError(f"not a checkpoint: its header has no '{METADATA_KEY}' metadata", _HINT)
     try:
-        doc = json.loads(metadata[METADATA_KEY])
-    except (TypeError, json.JSONDecodeError) as exc:
+        doc = strict_json(metadata[METADATA_KEY])
+    except (TypeError, ValueError) as exc:
         raise _CheckError(f"the '{METADATA_KEY}' metadata is not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise _CheckError(f"the '{METADATA_KEY}' metadata is not a JSON object")
@@ -398,12 +407,9 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> Checkpoint:
         config = _check_document(doc)
         expected = _expected_tensors(doc, config)
         try:
-            loaded = safetensors.numpy.load(data)
-        except Exception as exc:  # safetensors' own error type, or an unsupported dtype
-            reason = str(exc).removeprefix("Error while deserializing: ")
-            if "not fully covered" in reason or "incomplete" in reason:
-                reason = f"truncated or padded: {reason}"
-            raise _CheckError(f"its tensors are unreadable ({reason})") from None
+            loaded = load_tensors(data)
+        except HeaderError as exc:
+            raise _CheckError(f"its tensors are unreadable ({exc.message})") from None
         for tname, (shape, dtype) in expected.items():
             if tname not in loaded:
                 raise _CheckError(f"tensor {tname!r} is missing")
@@ -471,14 +477,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file.") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a folder, not a checkpoint file.") from None
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+        data = read_safetensors(path, "a checkpoint file", _check_header)
+    except HeaderError as exc:
+        raise ModelFileError(f"{path}: its tensors are unreadable ({exc.message}).") from None
+    except RefusedFileError as exc:
+        raise ModelFileError(f"{path}: {exc.message}.", exc.hint) from None
+    except _CheckError as err:
+        raise ModelFileError(f"{path}: {err.message}.", err.hint) from None
     return from_bytes(data, str(path))
+
+
+def _check_header(header: dict[str, Any]) -> None:
+    """The document, checked from the header before the data are read."""
+    _check_document(_metadata_document(header))
 
 
 __all__ = [

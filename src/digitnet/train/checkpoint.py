@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,38 @@ def config_from_dict(values: Any, where: str = "config") -> TrainConfig:
             raise ConfigError(
                 f"{where}.{name} is {value!r}; expected a value of type {known[name].type}."
             )
+        _check_value(name, value, where)
     return TrainConfig(**values)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+#: the numeric settings' ranges: a hand-edited or damaged config is refused, not trained on
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": (lambda v: 0 <= v < 2**63, "a non-negative integer"),
+    "epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "batch_size": (lambda v: v is None or v >= 1, "null (full batch) or an integer >= 1"),
+    "learning_rate": (lambda v: _finite(v) and v > 0, "a positive number"),
+    "momentum": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "weight_decay": (lambda v: _finite(v) and v >= 0, "a number >= 0"),
+    "dropout": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "input_dropout": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "label_smoothing": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "validation_fraction": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "warmup_epochs": (lambda v: _finite(v) and v >= 0, "a number >= 0"),
+    "step_epochs": (lambda v: _finite(v) and v > 0, "a positive number"),
+    "gamma": (lambda v: _finite(v) and v > 0, "a positive number"),
+    "min_factor": (lambda v: _finite(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "early_stopping": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
+}
+
+
+def _check_value(name: str, value: Any, where: str) -> None:
+    check = _RANGES.get(name)
+    if check is not None and not check[0](value):
+        raise ConfigError(f"{where}.{name} is {value!r}; expected {check[1]}.")
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -270,12 +302,26 @@ def _need(doc: dict[str, Any], field: str, check: Any, expected: str) -> Any:
 
 
 def _check_rng_state(value: Any, field: str) -> None:
+    """A generator's saved state, tried on a fresh generator of its kind: NumPy refuses (with
+    one of several exception types) a state it cannot hold, such as a negative integer."""
     if not (
         isinstance(value, dict)
         and isinstance(value.get("bit_generator"), str)
         and isinstance(value.get("state"), dict)
     ):
         raise _CheckError(f"field {field!r} is {value!r}; expected a bit_generator.state object")
+    kind = getattr(np.random, value["bit_generator"], None)
+    if not (isinstance(kind, type) and issubclass(kind, np.random.BitGenerator)):
+        raise _CheckError(
+            f"field '{field}.bit_generator' is {value['bit_generator']!r}; not a NumPy generator"
+        )
+    try:
+        kind().state = value
+    except Exception as exc:  # OverflowError, ValueError, TypeError, KeyError...
+        raise _CheckError(
+            f"field {field!r} is not a state a {value['bit_generator']} generator can have "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
 
 
 _RECORD_FIELDS = {
@@ -317,9 +363,10 @@ def _check_document(doc: dict[str, Any]) -> TrainConfig:
     _need(doc, "k", lambda v: _is_int(v) and 0 <= v < n_batches, f"an integer in [0, {n_batches})")
     _need(doc, "batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
     _need(doc, "m", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
-    _need(doc, "loss_sum", _is_number, "a number")
-    _need(doc, "correct", lambda v: _is_int(v) and v >= 0, "an integer >= 0")
-    _need(doc, "elapsed", lambda v: _is_number(v) and v >= 0, "a number >= 0")
+    m = doc["m"]
+    _need(doc, "loss_sum", lambda v: _is_number(v) and math.isfinite(v) and v >= 0, "a number >= 0")
+    _need(doc, "correct", lambda v: _is_int(v) and 0 <= v <= m, f"an integer in [0, {m}]")
+    _need(doc, "elapsed", lambda v: _is_number(v) and 0 <= v < math.inf, "a number >= 0")
     history = _need(doc, "history", lambda v: isinstance(v, list), "a list of epoch records")
     if len(history) != done:
         raise _CheckError(
@@ -333,6 +380,9 @@ def _check_document(doc: dict[str, Any]) -> TrainConfig:
                 raise _CheckError(f"history[{i}].{key} is {record.get(key)!r}, missing or mistyped")
         if record["epoch"] != i + 1:
             raise _CheckError(f"history[{i}].epoch is {record['epoch']}; expected {i + 1}")
+        for key in ("accuracy", "val_accuracy"):
+            if record[key] is not None and not 0 <= record[key] <= 1:
+                raise _CheckError(f"history[{i}].{key} is {record[key]!r}; expected 0 to 1")
     rng = _need(doc, "rng", lambda v: isinstance(v, dict), "an object")
     _check_rng_state(rng.get("order"), "rng.order")
     if rng.get("augment") is not None:
@@ -367,7 +417,32 @@ def _check_document(doc: dict[str, Any]) -> TrainConfig:
             raise _CheckError(
                 f"field 'early_stopping.{key}' is {es.get(key)!r}; expected {expected}"
             )
+    _check_early_stopping(es, done)
     return config
+
+
+def _check_early_stopping(es: dict[str, Any], done: int) -> None:
+    """The early-stopping fields agree with each other and with the epochs done."""
+    best = es["best_epoch"]
+    if best is not None and best > done:
+        raise _CheckError(
+            f"field 'early_stopping.best_epoch' is {best} but only {done} epochs are done"
+        )
+    if (best is None) != (es["best_val_loss"] is None):
+        raise _CheckError(
+            "fields 'early_stopping.best_epoch' and 'best_val_loss' must both be set or both "
+            f"null; they are {best!r} and {es['best_val_loss']!r}"
+        )
+    if es["stopped_early"] and (best is None or not es["has_best"] or es["patience"] is None):
+        raise _CheckError(
+            "field 'early_stopping.stopped_early' is true but no best epoch is recorded "
+            "(or early stopping is off)"
+        )
+    if es["bad_epochs"] > done:
+        raise _CheckError(
+            f"field 'early_stopping.bad_epochs' is {es['bad_epochs']} but only {done} epochs "
+            "are done"
+        )
 
 
 def _expected_tensors(doc: dict[str, Any], config: TrainConfig) -> dict[str, tuple[tuple, str]]:

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import itertools
 import os
+from typing import Any
 
-__all__ = ["available_bytes", "human_bytes", "training_bytes"]
+__all__ = [
+    "available_bytes",
+    "check_fits",
+    "check_training",
+    "human_bytes",
+    "training_parts",
+]
 
 
 def available_bytes() -> int | None:
@@ -39,17 +46,61 @@ def human_bytes(n: float) -> str:
     return f"{int(n)} bytes"
 
 
-def training_bytes(
-    sizes: list[int], batch: int, *, itemsize: int = 4, slots: int = 2, examples: int = 0
-) -> int:
-    """An estimate of what training a dense network of layer ``sizes`` takes, in bytes.
+#: optimiser slots per parameter (Adam's m and v; momentum's velocity)
+SLOTS = {"adam": 2, "momentum": 1, "nesterov": 1}
 
-    Parameters ``W, b`` and their gradients ``dW, db`` (twice the parameters), ``slots`` more
-    copies for the optimiser (Adam's ``m`` and ``v``: 2; momentum: 1; SGD: 0), one more for
-    the best epoch's weights; and for a mini-batch of ``batch`` examples, each layer's ``Z``,
-    ``A`` and ``dZ`` (three arrays of ``n x batch``), plus ``examples`` columns of input (the
-    data, when the caller does not count them itself).
+
+def training_parts(
+    sizes: list[int], batch: int, *, itemsize: int = 4, slots: int = 2, examples: int = 0
+) -> list[tuple[str, int]]:
+    """What training a dense network of layer ``sizes`` takes, part by part, in bytes.
+
+    Parameters ``W, b`` with their gradients ``dW, db``, the best epoch's copy and two
+    temporaries of an update (five copies); ``slots`` more for the optimiser (Adam's ``m`` and
+    ``v``: 2; momentum: 1; gradient descent: 0); for a mini-batch of ``batch`` examples, each
+    layer's ``Z``, ``A`` and ``dZ`` (three ``n x batch`` arrays); and ``examples`` columns of
+    input, when the caller holds data it has not loaded yet.
     """
     params = sum((n_in + 1) * n_out for n_in, n_out in itertools.pairwise(sizes))
-    activations = 3 * sum(sizes) * batch
-    return itemsize * (params * (3 + slots) + activations + examples * sizes[0])
+    parts = [
+        (f"{params:,} parameters with their gradients", 5 * params * itemsize),
+        ("the optimiser", slots * params * itemsize),
+        (f"a batch of {batch:,}", 3 * sum(sizes) * batch * itemsize),
+    ]
+    if examples:
+        parts.append((f"{examples:,} examples", examples * sizes[0] * itemsize))
+    return [(name, n) for name, n in parts if n]
+
+
+def check_fits(what: str, parts: list[tuple[str, int]], hint: str) -> None:
+    """Refuse (:class:`~digitnet.errors.ConfigError`, the estimate in the message) what needs
+    more memory than this machine has available, before a byte of it is allocated."""
+    from digitnet.errors import ConfigError
+
+    total = sum(n for _, n in parts)
+    free = available_bytes()
+    if free is None or total <= free:
+        return
+    detail = ", ".join(f"{name}: {human_bytes(n)}" for name, n in parts)
+    raise ConfigError(
+        f"{what} needs about {human_bytes(total)} of memory ({detail}), more than the "
+        f"{human_bytes(free)} available.",
+        hint,
+    )
+
+
+def check_training(config: Any, n_train: int) -> None:
+    """Refuse a training ``config`` (a :class:`~digitnet.presets.TrainConfig`) on ``n_train``
+    examples that cannot fit in memory: ``--layers 784-100000000-10``, say."""
+    from digitnet.network import parse_spec
+
+    sizes = parse_spec(config.layers)
+    batch = n_train if config.batch_size is None else min(config.batch_size, n_train)
+    itemsize = 8 if config.dtype == "float64" else 4
+    parts = training_parts(sizes, batch, itemsize=itemsize, slots=SLOTS.get(config.optimizer, 0))
+    hint = "use smaller layers (--layers) or a smaller --batch-size"
+    check_fits(
+        f"training {config.layers} ({config.dtype}, {config.optimizer})",
+        parts,
+        hint + (", or --dtype float32" if itemsize == 8 else ""),
+    )

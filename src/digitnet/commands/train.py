@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from digitnet._version import __version__
-from digitnet.commands import Formatter, batch_size, fraction, positive_float, positive_int, warn
+from digitnet.commands import (
+    Formatter,
+    batch_size,
+    fraction,
+    positive_float,
+    positive_int,
+    seed,
+    warn,
+)
 
 TRAIN_EXAMPLES = """\
 examples:
@@ -111,7 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N|full",
         help="examples per step, or 'full' for the whole training set",
     )
-    train.add_argument("--seed", type=int, metavar="N", help="makes the run repeatable")
+    train.add_argument("--seed", type=seed, metavar="N", help="makes the run repeatable")
     train.add_argument(
         "--dropout", type=fraction, metavar="P", help="dropout probability after each hidden layer"
     )

@@ -24,6 +24,7 @@ import numpy as np
 from digitnet.data.augment import get_augmenter
 from digitnet.data.datasets import Dataset
 from digitnet.errors import ConfigError, DataError
+from digitnet.memory import check_training
 from digitnet.network import Network, parse_spec
 from digitnet.optim import Schedule
 from digitnet.presets import TrainConfig
@@ -177,6 +178,7 @@ def prepare(
 ) -> TrainingRun:
     """Split, build and set up the trainer as ``config`` says; nothing is trained yet."""
     sizes = parse_spec(config.layers)
+    check_training(config, data.n_train)  # before allocating: refuse what cannot fit
     n_pixels, n_classes = data.X_train.shape[0], len(data.classes)
     if sizes[0] != n_pixels or sizes[-1] != n_classes:
         raise ConfigError(

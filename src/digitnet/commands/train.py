@@ -437,7 +437,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         offline=args.offline,
         on_warning=warn,
     )
-    training = prepare(config, data)
+    training = prepare(config, data, on_warning=warn)
     identity = dataset_identity(data)
     made = out_dir is None or not out_dir.exists()
     run_dir = _make_run_dir(out_dir)
@@ -558,7 +558,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         on_warning=warn,
     )
     check_same_dataset(recorded, data)
-    training = prepare(config, data)
+    training = prepare(config, data, on_warning=warn)
     trainer = training.trainer
     if ckpt is not None:
         trainer.restore(ckpt.state)

@@ -42,7 +42,9 @@ def class_names(doc: dict[str, Any], n: int) -> list[str]:
     dataset = dataset if isinstance(dataset, dict) else {}
     for names in (dataset.get("classes"), doc.get("classes")):
         if isinstance(names, list) and len(names) == n and all(isinstance(s, str) for s in names):
-            return names
+            from digitnet.text import printable
+
+            return [printable(s) for s in names]  # (control characters escaped)
     from digitnet.data.sources import DOWNLOADABLE
 
     known = DOWNLOADABLE.get(str(dataset.get("name", "")))

@@ -241,6 +241,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    """A random seed: a non-negative integer (NumPy's generators take no other)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a seed is a non-negative integer; got {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is a non-negative integer; got {text!r}")
+    return value
+
+
 def fraction(text: str) -> float:
     try:
         value = float(text)

@@ -130,7 +130,9 @@ def recorded_dataset(doc: dict[str, Any]) -> str | None:
     """The name of the data the model was trained on, as its file records, if it does."""
     dataset = doc.get("dataset")
     if isinstance(dataset, dict) and isinstance(dataset.get("name"), str):
-        return dataset["name"]
+        from digitnet.text import printable
+
+        return printable(dataset["name"])  # (control characters escaped: it is printed)
     return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from digitnet.commands import Formatter, positive_int
+from digitnet.commands import Formatter, positive_int, seed
 
 GRADCHECK_EXAMPLES = """\
 examples:
@@ -44,13 +44,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="entries checked per parameter (a random sample when larger)",
     )
-    grad.add_argument("--seed", type=int, default=0, metavar="N", help="random seed")
+    grad.add_argument("--seed", type=seed, default=0, metavar="N", help="random seed")
     grad.set_defaults(handler=cmd_gradcheck)
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     from digitnet.gradcheck import GOOD, gradcheck
+    from digitnet.memory import check_fits, training_parts
+    from digitnet.network import parse_spec
 
+    # In float64, with the batch itself: refuse what cannot fit before allocating it.
+    parts = training_parts(parse_spec(args.layers), args.batch, itemsize=8, slots=0)
+    check_fits(
+        f"a gradient check of {args.layers} on {args.batch:,} examples",
+        [*parts, (f"{args.batch:,} examples", args.batch * parse_spec(args.layers)[0] * 8)],
+        "a few examples are enough: --batch 8",
+    )
     results = gradcheck(
         args.layers,
         args.activation,

@@ -222,6 +222,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from digitnet.commands import model_path
     from digitnet.commands.evaluate import layer_spec, out_dir
     from digitnet.modelfile import load_model
+    from digitnet.text import printable
 
     path = model_path(args.model)
     net, doc = load_model(path)
@@ -233,7 +234,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     size = Path(path).stat().st_size
     print(
         f"model: {path} ({size:,} bytes; format {doc['format_version']}, written by digitnet "
-        f"{doc.get('digitnet_version', '?')})"
+        f"{printable(doc.get('digitnet_version', '?'))})"
     )
     print(f"network: {layer_spec(doc)}, {doc['dtype']}")
     print()
@@ -245,9 +246,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"cost: {_cost(doc)}")
     preprocessing = doc.get("preprocessing")
     if isinstance(preprocessing, dict) and isinstance(preprocessing.get("input"), str):
-        print(f"input: {preprocessing['input']}")
+        print(printable(f"input: {preprocessing['input']}"))
     print()
-    print("\n".join(_record(doc)))
+    print("\n".join(printable(line) for line in _record(doc)))  # (escape sequences escaped)
     print()
 
     histograms = folder / "histograms.png"

@@ -32,6 +32,7 @@ from digitnet.commands import (
     fraction,
     positive_float,
     positive_int,
+    seed,
     warn,
 )
 
@@ -244,7 +245,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     train.add_argument(
-        "--seed", type=int, metavar="N", help=preset("seed", "makes the run repeatable")
+        "--seed", type=seed, metavar="N", help=preset("seed", "makes the run repeatable")
     )
     train.add_argument(
         "--dropout",
@@ -574,7 +575,7 @@ def _make_run_dir(out: Path | None) -> Path:
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    from digitnet.data.idx import write_atomic
+    from digitnet.files import write_atomic
 
     write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode())
 
@@ -590,7 +591,7 @@ def _csv_row(record: dict[str, Any]) -> str:
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    from digitnet.data.idx import write_atomic
+    from digitnet.files import write_atomic
 
     text = ",".join(HISTORY_FIELDS) + "\n" + "".join(_csv_row(r) for r in history)
     write_atomic(path, text.encode())
@@ -691,7 +692,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         offline=args.offline,
         on_warning=warn,
     )
-    training = prepare(config, data)
+    training = prepare(config, data, on_warning=warn)
     identity = dataset_identity(data)
     made = out_dir is None or not out_dir.exists()
     run_dir = _make_run_dir(out_dir)
@@ -822,7 +823,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         on_warning=warn,
     )
     check_same_dataset(recorded, data)
-    training = prepare(config, data)
+    training = prepare(config, data, on_warning=warn)
     trainer = training.trainer
     if ckpt is not None:
         trainer.restore(ckpt.state)

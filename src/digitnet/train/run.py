@@ -23,10 +23,12 @@ import numpy as np
 
 from digitnet.data.augment import get_augmenter
 from digitnet.data.datasets import Dataset
-from digitnet.errors import ConfigError, DataError
+from digitnet.errors import ConfigError, DataError, DivergenceError
+from digitnet.memory import check_training
 from digitnet.network import Network, parse_spec
 from digitnet.optim import Schedule
 from digitnet.presets import TrainConfig
+from digitnet.train.divergence import DivergenceWatch, with_advice
 from digitnet.train.loop import BatchCallback, Callback, History, Trainer
 
 
@@ -124,6 +126,7 @@ class TrainingRun:
     trainer: Trainer
     train_idx: np.ndarray
     val_idx: np.ndarray
+    watch: DivergenceWatch | None = None
 
     @property
     def network(self) -> Network:
@@ -131,7 +134,15 @@ class TrainingRun:
 
     def train(self) -> History:
         """Train (or carry on training) until done or stopped; see :meth:`Trainer.train`."""
-        return self.trainer.train()
+        callbacks = self.trainer.callbacks
+        if self.watch is not None and self.watch.epoch in callbacks:
+            callbacks.remove(self.watch.epoch)  # last: its warning after the epoch's own line
+            callbacks.append(self.watch.epoch)
+        try:
+            return self.trainer.train()
+        except DivergenceError as exc:  # a NaN cost: the advice of divergence.suggest_lr
+            alpha, config = self.trainer.base_alpha, self.config
+            raise with_advice(exc, alpha, config.optimizer, config.loss) from None
 
     def finish(self) -> RunResult:
         """The weights to keep (the best epoch's, with early stopping), measured on the data."""
@@ -174,9 +185,15 @@ def prepare(
     callbacks: Iterable[Callback] = (),
     on_batch: Iterable[BatchCallback] = (),
     should_stop: Callable[[], bool] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> TrainingRun:
-    """Split, build and set up the trainer as ``config`` says; nothing is trained yet."""
+    """Split, build and set up the trainer as ``config`` says; nothing is trained yet.
+
+    The trainer is watched for divergence (:class:`~digitnet.train.divergence.DivergenceWatch`):
+    a cost that explodes stops it, an accuracy stuck at chance is handed to ``on_warning``.
+    """
     sizes = parse_spec(config.layers)
+    check_training(config, data.n_train)  # before allocating: refuse what cannot fit
     n_pixels, n_classes = data.X_train.shape[0], len(data.classes)
     if sizes[0] != n_pixels or sizes[-1] != n_classes:
         raise ConfigError(
@@ -217,7 +234,10 @@ def prepare(
         early_stopping=config.early_stopping,
         augment=None if config.augment == "none" else get_augmenter(config.augment),
     )
-    return TrainingRun(config, data, trainer, train_idx, val_idx)
+    watch = DivergenceWatch(trainer, config.optimizer, len(data.classes), on_warning, config.loss)
+    trainer.on_batch.append(watch.batch)
+    trainer.callbacks.append(watch.epoch)
+    return TrainingRun(config, data, trainer, train_idx, val_idx, watch)
 
 
 def run(config: TrainConfig, data: Dataset, callbacks: list[Callback] | None = None) -> RunResult:

@@ -50,7 +50,8 @@ def runs_root(tmp_path_factory) -> Path:
 def client(runs_root) -> TestClient:
     from digitnet.web.app import create_app
 
-    with TestClient(create_app(runs_root / "a" / "model.safetensors", runs_root, "a")) as c:
+    app = create_app(runs_root / "a" / "model.safetensors", runs_root, "a")
+    with TestClient(app, base_url="http://127.0.0.1") as c:  # (a Host the server answers to)
         yield c
 
 
@@ -405,23 +406,30 @@ def test_readers_take_requests_as_they_are_free_and_a_dead_one_is_replaced(
     assert not any(p.is_alive() for p in processes)
 
 
-def test_an_image_whose_readers_keep_dying_gets_503(tmp_path, runs_root, digits):
+def test_an_image_whose_readers_keep_dying_gets_503(tmp_path, runs_root, digits, monkeypatch):
+    from digitnet.web import readers
     from digitnet.web.app import create_app
 
-    model = tmp_path / "model.safetensors"
-    model.write_bytes((runs_root / "a" / "model.safetensors").read_bytes())
-    app = create_app(model, runs_root, None, readers=1)
+    app = create_app(runs_root / "a" / "model.safetensors", runs_root, None, readers=1)
     body = digit_png(digits[0][0])
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         png = {"content-type": "image/png"}
         assert client.post("/api/predict", content=body, headers=png).status_code == 200
-        # The model file goes bad, then the reader dies: its replacements cannot start.
-        model.write_bytes(b"not a model")
-        (reader,) = app.state.readers
-        os.kill(reader.process.pid, signal.SIGKILL)
-        reader.process.join()
+        # Every reader dies as it reads (as one would on an image that kills it).
+        started: list[int] = []
+        real_ask = readers._Reader.ask
+
+        async def ask_and_die(self, data):
+            started.append(self.process.pid)
+            os.kill(self.process.pid, signal.SIGKILL)
+            return await real_ask(self, data)
+
+        monkeypatch.setattr(readers._Reader, "ask", ask_and_die)
         r = client.post("/api/predict", content=body, headers=png)
         assert r.status_code == 503, r.text
         assert "send it again" in r.json()["error"]
-        # The server itself keeps serving.
+        assert len(set(started)) == 2  # the reader, and its replacement once
+        # The server itself keeps serving, and its replacement reader reads.
+        monkeypatch.setattr(readers._Reader, "ask", real_ask)
         assert client.get("/api/model").status_code == 200
+        assert client.post("/api/predict", content=body, headers=png).status_code == 200

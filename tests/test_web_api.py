@@ -197,6 +197,32 @@ def test_run_names_never_leave_the_runs_folder(client, runs_root):
     assert client.get("/api/runs/a/history").status_code == 200
 
 
+def test_files_in_a_run_folder_are_read_only_if_regular_never_through_symlinks(
+    client, runs_root
+):
+    import shutil
+
+    linked = runs_root / "linked"
+    linked.mkdir()
+    try:
+        (linked / "config.json").write_text('{"config": {"epochs": 3}}')
+        (linked / "history.csv").symlink_to("/etc/passwd")
+        (linked / "checkpoint.safetensors").symlink_to(runs_root / "a" / "model.safetensors")
+        (linked / "model.safetensors").symlink_to(runs_root / "a" / "model.safetensors")
+        (runs_root / "latest").symlink_to("a")
+        doc = client.get("/api/runs/linked/history").json()
+        assert doc["rows"] == [] and doc["epochs_done"] == 0 and doc["epochs"] == 3
+        assert "root" not in json.dumps(doc)
+        r = client.get("/api/runs/linked/weights.png")
+        assert r.status_code == 404, r.status_code
+        runs = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
+        assert not runs["linked"]["has_model"]
+        assert "latest" not in runs  # a symlinked folder is listed under its own name only
+    finally:
+        shutil.rmtree(linked)
+        (runs_root / "latest").unlink(missing_ok=True)
+
+
 def test_runs_history_events_and_weights_of_a_finished_run(client, runs_root):
     listing = client.get("/api/runs").json()
     assert listing["served"] == "a"

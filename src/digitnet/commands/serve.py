@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="MODEL",
         nargs="?",
         help=f"a model file, or a run folder holding {MODEL_FILE}; default: the newest run "
-        "under --runs that has a model",
+        "under --runs that has a model (runs/latest, else the model written last)",
     )
     serve.add_argument(
         "--runs",
@@ -123,14 +123,15 @@ def _seconds(text: str) -> float:
 
 def _newest_model(root: Path) -> Path:
     from digitnet.errors import ConfigError
+    from digitnet.train.rundir import newest_run
 
-    candidates = [p for p in root.glob(f"*/{MODEL_FILE}") if p.is_file()] if root.is_dir() else []
-    if not candidates:
+    run = newest_run(root, MODEL_FILE)  # runs/latest, else the model written last
+    if run is None:
         raise ConfigError(
             f"no trained model to serve: {root}/ holds no run with {MODEL_FILE}.",
             "train one first with 'digitnet train' (or name a model: 'digitnet serve MODEL')",
         )
-    return max(candidates, key=lambda p: p.stat().st_mtime)
+    return run / MODEL_FILE
 
 
 def _is_loopback(host: str) -> bool:

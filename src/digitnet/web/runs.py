@@ -1,6 +1,6 @@
 """Reading run folders as ``digitnet train`` writes them, for the page's training view.
 
-A run folder (see :mod:`digitnet.commands.train`) holds ``config.json`` from the start,
+A run folder (see :mod:`digitnet.train.rundir`) holds ``config.json`` from the start,
 ``history.csv`` with a row per finished epoch (appended as training goes), a
 ``checkpoint.safetensors`` rewritten after every epoch, and, once training is over,
 ``model.safetensors`` and ``metrics.json``. This module only reads them, and reads them while
@@ -27,11 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CONFIG = "config.json"
-HISTORY = "history.csv"
-CHECKPOINT = "checkpoint.safetensors"
-MODEL = "model.safetensors"
-METRICS = "metrics.json"
+from digitnet.train.rundir import CHECKPOINT, CONFIG, HISTORY, METRICS, MODEL
 
 #: a run's name: one path component of ordinary characters
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")

@@ -130,7 +130,8 @@ def test_evaluate_json_contract(run_dir, tmp_path):
 
 
 def test_evaluate_folder_dataset_falls_back_to_embedded(tmp_path, capsys):
-    """A model trained on a folder records its path: evaluate says so and uses embedded."""
+    """A model trained on a folder records the folder's name (never its path): evaluate says
+    so and uses embedded."""
     from digitnet import cli
     from digitnet.modelfile import save_model
     from digitnet.network import Network
@@ -141,7 +142,7 @@ def test_evaluate_folder_dataset_falls_back_to_embedded(tmp_path, capsys):
     assert cli.main(["evaluate", str(tmp_path), "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["dataset"] == "embedded"
-    assert captured.err.startswith("note: the model was trained on /somewhere/my-digits")
+    assert captured.err.startswith("note: the model was trained on my-digits, not a dataset")
 
 
 # -- inspect --------------------------------------------------------------------------------

@@ -399,7 +399,9 @@ def test_an_image_that_needs_gigabytes_fails_in_its_reader_alone(tmp_path, model
         answer = json.loads(r.read())
         peak_mb = _status_of(f"/proc/{reader}/status")["VmHWM"] / 1024
         assert r.status in (400, 413), answer
-        assert "memory" in answer["error"] or "too large" in answer["error"], answer
+        # Refused from its header by the server's decoding budget (image_io), or by the
+        # reader's own memory cap should decoding get that far.
+        assert "to decode" in answer["error"] or "more memory" in answer["error"], answer
         # The same reader answers the next request: it was not killed, only refused.
         conn.request("POST", "/api/predict", body=body, headers={"Content-Type": "image/png"})
         assert conn.getresponse().status == 200
@@ -407,6 +409,30 @@ def test_an_image_that_needs_gigabytes_fails_in_its_reader_alone(tmp_path, model
         conn.close()
     assert peak_mb < READER_MEMORY_BYTES / 2**20 + 200, f"the reader peaked at {peak_mb:.0f} MB"
     print(f"reader peak {peak_mb:.0f} MB; answer {r.status}: {answer['error']}")
+
+
+def test_a_reader_caps_its_own_memory():
+    """The cap itself, in a process of its own: an allocation past it fails with MemoryError
+    (answered 413 by a reader), and the process's peak memory stays under it."""
+    code = (
+        "import resource, numpy as np\n"
+        "from digitnet.web.readers import READER_MEMORY_BYTES, _cap_memory\n"
+        "cap = _cap_memory(READER_MEMORY_BYTES)\n"
+        "try:\n"
+        "    a = np.ones(2 * cap // 8)\n"
+        "    print('allocated')\n"
+        "except MemoryError:\n"
+        "    print('refused')\n"
+        "b = np.ones(READER_MEMORY_BYTES // 2 // 8)  # half the headroom: fine\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "print(cap, peak)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    said, numbers = r.stdout.splitlines()
+    cap, peak = map(int, numbers.split())
+    assert said == "refused"
+    assert peak < cap, (peak, cap)
 
 
 # -- stopping -----------------------------------------------------------------------------------

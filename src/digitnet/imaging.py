@@ -48,11 +48,8 @@ the same as SciPy's ``ndimage`` but without the third of a second it takes to im
 
 from __future__ import annotations
 
-import io
 import math
 import os
-import re
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -60,8 +57,20 @@ import numpy as np
 from digitnet import _ndimage as ndimage
 from digitnet.errors import ImageError, ShapeError
 
+# Decoding lives in image_io; these names stay importable from here.
+from digitnet.image_io import (  # noqa: F401
+    MAX_DECODED_BYTES,
+    MAX_PIXELS,
+    SERVER_MAX_DECODED_BYTES,
+    _as_float,
+    _describe,
+    _load,
+    _shrink,
+    load_image,
+)
+
 if TYPE_CHECKING:
-    from PIL import Image as PILImage
+    pass
 
 __all__ = [
     "BOX",
@@ -82,11 +91,6 @@ BOX = 20
 """Side of the box the digit is fitted into, aspect ratio kept (the longest side becomes 20)."""
 CENTRE = 14.0
 """Row and column where the centre of mass lands; MNIST's test digits have it in [13.5, 14.5]."""
-MAX_PIXELS = 120_000_000
-"""Larger images are refused from their header, before decoding (a decompression bomb's defence).
-
-120 megapixels admits the 108-megapixel phone cameras; Pillow's own warning starts at 89.5.
-"""
 MIN_STROKE = 2.0
 """Strokes thinner than this, in pixels of the 20x20 box, are widened to it (see to_mnist).
 
@@ -116,185 +120,6 @@ _MIN_AREA = 8  # ...and at least this many pixels
 _KEEP_FRACTION = 0.05  # pieces smaller than 5% of the largest are specks
 _KEEP_GAP = 0.5  # pieces further from the digit than half its size are something else
 _INK_PERCENTILE = 90.0  # this percentile of the ink's contrast becomes full white (1.0)
-
-_DECODE_HINT = "export or save the image again as PNG or JPEG"
-
-
-# -- reading an image ------------------------------------------------------------------------------
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text or type(error).__name__
-
-
-def _describe(source: Any) -> str:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return "the image data"
-    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else repr(source)
-
-
-def load_image(
-    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
-    *,
-    max_pixels: int = MAX_PIXELS,
-    max_side: int | None = None,
-) -> np.ndarray:
-    """Decode an image file (or its bytes) to grey: an ``(H, W)`` float32 array in [0, 1].
-
-    Any format Pillow reads (PNG, JPEG, GIF, BMP, TIFF, WebP, ...), colour or grey:
-
-    * the first frame of an animation;
-    * turned upright by its EXIF orientation, as phones record it instead of rotating pixels;
-    * transparent pixels laid on a background that contrasts with the opaque ones (white under
-      dark strokes, black under light ones), as a drawing app exports its canvas;
-    * colour made grey by luminance (ITU-R 601: ``0.299 R + 0.587 G + 0.114 B``, Pillow's
-      ``"L"``), so blue or black ink on cream paper is dark on light;
-    * 16-bit images scaled by 65535.
-
-    Larger than ``max_pixels`` is refused from the header alone, before a byte is decompressed
-    (as is anything over Pillow's own limit, twice ``PIL.Image.MAX_IMAGE_PIXELS``).
-    With ``max_side``, a larger image comes back scaled down (area-averaged) to about that
-    longest side; JPEGs are then decoded at a reduced scale directly, which is fast and small.
-
-    Raises :class:`~digitnet.errors.ImageError`, naming the file, if it is missing, empty, not
-    an image, truncated or corrupt, or too large.
-    """
-    return _as_float(_load(source, max_pixels, max_side))
-
-
-def _load(source: Any, max_pixels: int, max_side: int | None) -> np.ndarray:
-    """:func:`load_image`, but an 8-bit image (the common case) comes back as its ``uint8``
-    grey levels, 0 to 255 (see :func:`_as_float`): :func:`preprocess` then finds a drawing's
-    paper and crops it before it makes a float of a pixel."""
-    name = _describe(source)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        if not data:
-            raise ImageError(f"{name}: it is empty (0 bytes).", _DECODE_HINT)
-        return _decode(io.BytesIO(data), name, max_pixels, max_side)
-    if not isinstance(source, (str, os.PathLike)):
-        raise ImageError(
-            f"load_image takes a path or bytes; got {type(source).__name__}.",
-            "pass the file's path, or the bytes read from it",
-        )
-    path = os.fspath(source)
-    try:
-        size = os.stat(path).st_size
-        if os.path.isdir(path):
-            raise IsADirectoryError(path)
-        with open(path, "rb") as fp:
-            if size == 0:
-                raise ImageError(f"{name}: the file is empty (0 bytes).", _DECODE_HINT)
-            return _decode(fp, name, max_pixels, max_side)
-    except FileNotFoundError:
-        raise ImageError(f"{name}: no such file.", "check the path") from None
-    except IsADirectoryError:
-        raise ImageError(f"{name}: is a folder, not an image file.") from None
-    except PermissionError:
-        raise ImageError(f"{name}: permission denied; the file cannot be read.") from None
-    except OSError as e:
-        raise ImageError(f"{name}: cannot be read ({_one_line(e)}).") from None
-
-
-def _decode(fp: Any, name: str, max_pixels: int, max_side: int | None) -> np.ndarray:
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    too_large = "refused before decoding, as a possible decompression bomb"
-    shrink = "scale the image down if it is genuine"
-    with warnings.catch_warnings():
-        # Pillow warns from 89.5 megapixels; our own limit, below, decides.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(fp)  # reads the header only
-        except UnidentifiedImageError:
-            raise ImageError(
-                f"{name}: not an image file digitnet can read (Pillow does not recognise it).",
-                "use PNG or JPEG, or another format Pillow reads",
-            ) from None
-        except Image.DecompressionBombError as e:  # Pillow's own limit: twice its warning's
-            claim = re.search(r"\((\d+) pixels\)", str(e))
-            size = f"{int(claim[1]) / 1e6:.0f} megapixels" if claim else "too many pixels"
-            raise ImageError(f"{name}: {size}; {too_large}.", shrink) from None
-        except Exception as e:  # Pillow's parsers raise many types on a corrupt header
-            raise ImageError(
-                f"{name}: a corrupt image header ({_one_line(e)}).", _DECODE_HINT
-            ) from None
-        fmt = img.format or "image"
-        with img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise ImageError(
-                    f"{name}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is "
-                    f"more than the limit of {max_pixels / 1e6:.0f}; {too_large}.",
-                    shrink,
-                )
-            if width < 1 or height < 1:
-                raise ImageError(f"{name}: the {fmt} image has no pixels ({width}x{height}).")
-            try:
-                if max_side and max(width, height) > max_side:
-                    scale = max_side / max(width, height)
-                    img.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
-                img.load()  # decodes the first frame
-                ImageOps.exif_transpose(img, in_place=True)  # (in place: no copy when upright)
-                upright = img
-            except Exception as e:  # truncated data, a bad chunk, a decoder error
-                raise ImageError(
-                    f"{name}: the {fmt} image is truncated or corrupt ({_one_line(e)}).",
-                    _DECODE_HINT,
-                ) from None
-            grey = _to_grey(upright)
-    if max_side and max(grey.shape) > max_side:
-        grey = _shrink(_as_float(grey), max_side)
-    return grey
-
-
-def _to_grey(img: PILImage.Image) -> np.ndarray:
-    """Grey in [0, 1] from any Pillow mode, transparency laid on a contrasting background."""
-    mode = img.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
-        return (np.asarray(img, dtype=np.float32) / 65535.0).astype(np.float32)
-    if mode == "I":
-        a = np.asarray(img, dtype=np.float64)
-        return np.clip(a / (65535.0 if a.max() > 255 else 255.0), 0.0, 1.0).astype(np.float32)
-    if mode == "F":
-        a = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        top = a.max()
-        return np.clip(a / (top if top > 1.0 else 1.0), 0.0, 1.0).astype(np.float32)
-    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
-    if mode in ("RGBA", "LA") and img.getchannel("A").getextrema() == (255, 255):
-        has_alpha = False  # an opaque canvas, as browsers export one: no alpha to lay on paper
-    if has_alpha:
-        rgba = img.convert("RGBA")
-        a = np.asarray(rgba, dtype=np.float32) / 255.0
-        alpha = a[..., 3]
-        grey = a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
-        opaque = alpha > 0.5
-        # Strokes drawn on a transparent canvas: lay them on paper of the opposite shade.
-        back = 0.0 if opaque.any() and grey[opaque].mean() > 0.5 else 1.0
-        return (grey * alpha + back * (1.0 - alpha)).astype(np.float32)
-    if mode not in ("L", "RGB", "RGBA", "LA"):  # (those last two are opaque here: grey directly)
-        img = img.convert("RGB")
-    if img.mode != "L":
-        img = img.convert("L")
-    return np.asarray(img)  # uint8: see _as_float
-
-
-def _as_float(grey: np.ndarray) -> np.ndarray:
-    """Grey levels as float32 in [0, 1]: 8-bit levels divided by 255 (in float32), floats as
-    they are."""
-    if grey.dtype == np.uint8:
-        return grey.astype(np.float32) / np.float32(255.0)
-    return grey
-
-
-def _shrink(grey: np.ndarray, max_side: int) -> np.ndarray:
-    """Scale down so that the longest side is ``max_side``, averaging the pixels each replaces."""
-    from PIL import Image
-
-    h, w = grey.shape
-    scale = max_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = Image.fromarray(np.ascontiguousarray(grey, dtype=np.float32))
-    return np.asarray(small.resize(size, Image.Resampling.BOX), dtype=np.float32)
 
 
 # -- from grey to MNIST ----------------------------------------------------------------------------
@@ -755,12 +580,15 @@ def preprocess(
     *,
     max_pixels: int = MAX_PIXELS,
     min_stroke: float | None = MIN_STROKE,
+    max_bytes: int = MAX_DECODED_BYTES,
 ) -> np.ndarray:
     """:func:`load_image` then :func:`to_mnist`: a file's digit as a ``(28, 28)`` MNIST image.
 
     Errors name the file, as in ``photo.jpg: no digit found: the image looks blank``.
+    ``max_bytes``: the memory decoding may take (the server passes
+    :data:`~digitnet.image_io.SERVER_MAX_DECODED_BYTES`).
     """
-    grey = _load(source, max_pixels, WORKING_SIDE)  # 8-bit levels, if the image has them
+    grey = _load(source, max_pixels, WORKING_SIDE, max_bytes)  # 8-bit levels, if the image has them
     try:
         return to_mnist(grey, min_stroke=min_stroke)
     except ImageError as e:

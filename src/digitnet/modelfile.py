@@ -48,8 +48,16 @@ import safetensors.numpy
 from digitnet._version import __version__
 from digitnet.activations import ACTIVATIONS, get_activation
 from digitnet.costs import COSTS, Cost, get_cost
-from digitnet.data.idx import write_atomic
 from digitnet.errors import DigitnetError, ModelFileError
+from digitnet.files import (
+    HeaderError,
+    RefusedFileError,
+    load_tensors,
+    read_safetensors,
+    split_header,
+    strict_json,
+    write_atomic,
+)
 from digitnet.layers import Dense, Dropout, Layer
 from digitnet.network import Network
 
@@ -84,8 +92,6 @@ RESERVED_FIELDS = (
 )
 
 _DTYPES = ("float32", "float64")
-#: the largest header safetensors itself accepts
-_MAX_HEADER = 100_000_000
 _LAYER_KINDS = ("dense", "dropout", *sorted(ACTIVATIONS))
 #: bytes a file starts with, for saying what a non-model file is instead
 _SIGNATURES = (
@@ -161,6 +167,33 @@ def _check_savable(net: Network) -> None:
         )
 
 
+def _portable_name(name: Any) -> Any:
+    """A dataset's name without the folder it lay in: ``/home/me/mnist`` becomes ``mnist``."""
+    if isinstance(name, str) and ("/" in name or os.sep in name or name.startswith("~")):
+        return Path(name.rstrip("/" + os.sep)).name or name
+    return name
+
+
+def _without_paths(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """``metadata`` with no path of the machine that trained the network: the dataset entry
+    keeps its name (a folder's own name, not its path), sizes, classes and digests, not where
+    it lay (``source``); the metrics keep the dataset's name, not ``data_source``."""
+    out = dict(metadata)
+    dataset = out.get("dataset")
+    if isinstance(dataset, Mapping):
+        out["dataset"] = {
+            k: _portable_name(v) if k == "name" else v for k, v in dataset.items() if k != "source"
+        }
+    metrics = out.get("metrics")
+    if isinstance(metrics, Mapping):
+        out["metrics"] = {
+            k: _portable_name(v) if k == "dataset" else v
+            for k, v in metrics.items()
+            if k != "data_source"
+        }
+    return out
+
+
 def model_document(net: Network, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The JSON document a model file carries for ``net``, with the caller's ``metadata`` added.
 
@@ -168,7 +201,9 @@ def model_document(net: Network, metadata: Mapping[str, Any] | None = None) -> d
     ``"metrics"``, ``"config"`` (the training config) and ``"seed"``. It may replace
     ``"preprocessing"`` (by default MNIST's, for a 784-input network) but none of the fields
     digitnet fills in (:data:`RESERVED_FIELDS`). Values must be JSON: NumPy scalars and arrays,
-    dataclasses and paths are converted; NaN and infinity are refused (strict JSON).
+    dataclasses and paths are converted; NaN and infinity are refused (strict JSON). No path
+    of the training machine is kept: a dataset's ``source`` is left out and a folder's path in
+    its name becomes the folder's name (see :func:`_without_paths`).
     """
     _check_savable(net)
     architecture = net.architecture()
@@ -187,7 +222,7 @@ def model_document(net: Network, metadata: Mapping[str, Any] | None = None) -> d
         "tensors": {name: {"shape": t["shape"], "dtype": dtype} for name, t in layout.items()},
         "parameters": {t["seed_name"]: name for name, t in layout.items()},
     }
-    for key, value in (metadata or {}).items():
+    for key, value in _without_paths(metadata or {}).items():
         if not isinstance(key, str):
             raise ModelFileError(f"metadata keys must be strings; got {key!r}.")
         if key in RESERVED_FIELDS:
@@ -268,41 +303,27 @@ def _read_header(data: bytes) -> dict[str, Any]:
     """The safetensors header (JSON) of ``data``, or a refusal saying what the bytes are instead."""
     if len(data) == 0:
         raise _not_a_model("the file is empty")
-    # safetensors: an 8-byte little-endian length N, then N bytes of JSON starting with "{"
-    n = int.from_bytes(data[:8], "little") if len(data) >= 8 else None
-    if n is None or data[8:9] != b"{" or n > _MAX_HEADER:
+    try:
+        return split_header(data)[1]
+    except HeaderError as exc:
+        if exc.kind not in ("short", "no-header"):
+            raise _not_a_model(exc.message) from None
         for magic, what in _SIGNATURES:
             if data.startswith(magic):
-                raise _not_a_model(what)
+                raise _not_a_model(what) from None
         if data[:1] == b"\x80" and len(data) > 1 and 2 <= data[1] <= 5:
             raise _not_a_model(
                 "it is a Python pickle; digitnet never unpickles, unpickling runs code"
-            )
-        if n is None:
-            raise _not_a_model(f"{len(data)} bytes, too short for a safetensors header")
-        raise _not_a_model("it does not start with a safetensors header (a length, then JSON)")
-    if n > len(data) - 8:
-        raise _not_a_model(
-            f"truncated: the header should be {n} bytes but only {len(data) - 8} follow"
-        )
-    try:
-        header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _not_a_model(f"its safetensors header is not valid JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise _not_a_model("its safetensors header is not a JSON object")
-    return header
+            ) from None
+        raise _not_a_model(exc.message) from None
 
 
 def _read_tensors(data: bytes) -> dict[str, np.ndarray]:
     """Every tensor of a safetensors file, copied into writable native-order arrays."""
     try:
-        loaded = safetensors.numpy.load(data)
-    except Exception as exc:  # the library's SafetensorError, or an unsupported dtype
-        reason = str(exc).removeprefix("Error while deserializing: ")
-        if "not fully covered" in reason or "incomplete" in reason:
-            reason = f"truncated or padded: {reason}"
-        raise _not_a_model(f"its safetensors data are invalid: {reason}") from None
+        loaded = load_tensors(data)
+    except HeaderError as exc:
+        raise _not_a_model(f"its safetensors data are invalid: {exc.message}") from None
     return {name: np.array(arr, dtype=arr.dtype.newbyteorder("=")) for name, arr in loaded.items()}
 
 
@@ -470,6 +491,24 @@ def _build_network(doc: dict[str, Any], tensors: dict[str, np.ndarray]) -> Netwo
         raise _CheckError(f"the architecture and cost do not make a network: {exc}") from None
 
 
+def _check_outputs(net: Network) -> None:
+    """Refuse weights that cannot give finite outputs: huge but finite weights (``3e38``)
+    overflow on the first image and would answer every image with a meaningless NaN. The
+    network reads a blank image, a full one and a checkerboard (in [0, 1], as pixels are)."""
+    n = net.n_inputs
+    probes = np.zeros((n, 3), dtype=net.dtype)
+    probes[:, 1] = 1.0
+    probes[::2, 2] = 1.0
+    with np.errstate(all="ignore"):
+        out = net.predict_proba(probes)
+    if not np.isfinite(out).all():
+        raise _CheckError(
+            "the weights give outputs that are not finite (NaN or infinity) even on a blank "
+            "image: they are too large",
+            "the model cannot read anything; train it again, with a smaller learning rate",
+        )
+
+
 def _document(data: bytes) -> dict[str, Any]:
     """The checked digitnet JSON document in the header of model-file bytes."""
     header = _read_header(data)
@@ -481,8 +520,8 @@ def _document(data: bytes) -> dict[str, Any]:
             "it was written by another program; digitnet reads the files its save_model writes",
         )
     try:
-        doc = json.loads(metadata[METADATA_KEY])
-    except (TypeError, json.JSONDecodeError) as exc:
+        doc = strict_json(metadata[METADATA_KEY])
+    except (TypeError, ValueError) as exc:
         raise _CheckError(f"the '{METADATA_KEY}' metadata is not valid JSON ({exc})") from None
     _check_document(doc)
     return doc
@@ -498,6 +537,7 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> tuple[Network, dict[str, A
         tensors = _read_tensors(data)
         _check_tensors(doc, tensors)
         net = _build_network(doc, tensors)
+        _check_outputs(net)
     except _CheckError as err:
         raise ModelFileError(f"{name}: {err.message}.", err.hint) from None
     return net, doc
@@ -529,14 +569,26 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Network, dict[str, Any]]:
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file.") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a folder, not a model file.") from None
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+        data = read_safetensors(path, "a model file", _check_header)
+    except HeaderError as exc:
+        refusal = _not_a_model(exc.message)
+        raise ModelFileError(f"{path}: {refusal.message}.", refusal.hint) from None
+    except RefusedFileError as exc:
+        raise ModelFileError(f"{path}: {exc.message}.", exc.hint) from None
+    except _CheckError as err:
+        raise ModelFileError(f"{path}: {err.message}.", err.hint) from None
     return from_bytes(data, str(path))
+
+
+def _check_header(header: dict[str, Any]) -> None:
+    """The document, checked from the header before the data are read."""
+    metadata = header.get("__metadata__")
+    if isinstance(metadata, dict) and isinstance(metadata.get(METADATA_KEY), str):
+        try:
+            doc = strict_json(metadata[METADATA_KEY])
+        except ValueError:
+            return  # from_bytes says what is wrong, in its own words
+        _check_document(doc)
 
 
 __all__ = [

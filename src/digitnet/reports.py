@@ -193,7 +193,7 @@ def _figure(width: float, height: float) -> Any:
 
 def _save(fig: Any, path: _Path) -> None:
     """Render ``fig`` to PNG bytes in memory, then write them atomically to ``path``."""
-    from digitnet.data.idx import write_atomic
+    from digitnet.files import write_atomic
 
     path = Path(path)
     buf = io.BytesIO()

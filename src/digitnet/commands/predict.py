@@ -150,7 +150,7 @@ def _show_dir(text: str) -> Path:
 
 
 def _write_shown(folder: Path, name: str, image: Any) -> None:
-    from digitnet.data.idx import write_atomic
+    from digitnet.files import write_atomic
 
     write_atomic(folder / f"{name}.28x28.png", _png(image, 1))
     write_atomic(folder / f"{name}.28x28.x{SHOW_SCALE}.png", _png(image, SHOW_SCALE))

@@ -53,6 +53,8 @@ class Dataset:
     X_test: np.ndarray
     y_test: np.ndarray
     classes: list[str] = field(default_factory=lambda: [str(d) for d in range(10)])
+    digests: dict[str, str] = field(default_factory=dict)
+    """SHA-256 of each file's IDX bytes (decompressed), by role, where the files were read."""
 
     @property
     def n_train(self) -> int:
@@ -96,7 +98,62 @@ class Dataset:
             "n_train": self.n_train,
             "n_test": self.n_test,
             "classes": list(self.classes),
+            **({"sha256": dict(self.digests)} if self.digests else {}),
         }
+
+
+#: the dimensions an MNIST-format file of each role has
+#: (both are accepted from the header, so that a labels file given as images is named as such)
+RANKS = {role: (1, 3) for role in ROLES}
+
+
+def _value_range(a: np.ndarray) -> str:
+    if a.dtype.kind == "f" and np.isnan(a).any():
+        return "NaN"
+    return f"values from {a.min()} to {a.max()}"
+
+
+def check_arrays(arrays: dict[str, np.ndarray], names: dict[str, str]) -> None:
+    """Refuse, naming the file (``names``: role -> its path), data a network must not train on:
+    a set with no images, pixels outside 0-255 (or NaN), labels that are not digits 0-9 (NaN,
+    fractions), and test images of another size than the training images."""
+    for role in ("train-images", "test-images"):
+        images = arrays[role]
+        if images.ndim == 3 and images.shape[0] == 0:
+            raise DataError(
+                f"{names[role]}: holds no images (its header declares shape {images.shape}).",
+                "a data folder needs at least one training and one test image",
+            )
+        if images.size and images.dtype != np.uint8:
+            bad = images.dtype.kind == "f" and not np.isfinite(images).all()
+            if bad or images.min() < 0 or images.max() > 255:
+                raise DataError(
+                    f"{names[role]}: pixel values must be 0-255 (MNIST's grey levels); found "
+                    f"{_value_range(images)}."
+                )
+    for role in ("train-labels", "test-labels"):
+        labels = arrays[role]
+        if not labels.size:
+            continue
+        if labels.dtype.kind == "f" and (
+            not np.isfinite(labels).all() or (labels != np.round(labels)).any()
+        ):
+            raise DataError(
+                f"{names[role]}: labels must be whole digits 0-9; found "
+                f"{'NaN or infinity' if not np.isfinite(labels).all() else 'fractions'}."
+            )
+        if labels.min() < 0 or labels.max() > 9:
+            raise DataError(
+                f"{names[role]}: labels must be digits 0-9; found values from {labels.min()} "
+                f"to {labels.max()}."
+            )
+    train, test = arrays["train-images"], arrays["test-images"]
+    if train.ndim == 3 and test.ndim == 3 and train.shape[1:] != test.shape[1:]:
+        raise DataError(
+            f"{names['test-images']}: the test images are {test.shape[1]}x{test.shape[2]} but "
+            f"the training images ({names['train-images']}) are {train.shape[1]}x{train.shape[2]}.",
+            "the test and training files must come from the same dataset",
+        )
 
 
 def _to_arrays(
@@ -168,19 +225,19 @@ def load_folder(
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder.", "--data-dir takes a folder of IDX files")
-    arrays = {}
+    arrays, sha256, names = {}, {}, {}
     for role in ROLES:
-        path = _find(folder, role)
-        data = idx.read_bytes(path)
-        if digests is not None:
-            got = idx.sha256_of(data)
-            if got != digests[role]["sha256"]:
-                raise DataError(
-                    f"{path}: its contents do not match the expected SHA-256 digest "
-                    f"({got[:16]}... instead of {digests[role]['sha256'][:16]}...).",
-                    "the file is corrupt or not the expected one: reinstall or fetch it again",
-                )
-        arrays[role] = idx.parse(data, str(path))
+        path = names[role] = _find(folder, role)
+        data = idx.read_bytes(path, ranks=RANKS[role])
+        got = sha256[role] = idx.sha256_of(data)
+        if digests is not None and got != digests[role]["sha256"]:
+            raise DataError(
+                f"{path}: its contents do not match the expected SHA-256 digest "
+                f"({got[:16]}... instead of {digests[role]['sha256'][:16]}...).",
+                "the file is corrupt or not the expected one: reinstall or fetch it again",
+            )
+        arrays[role] = idx.parse(data, str(path), RANKS[role])
+    check_arrays(arrays, {role: str(path) for role, path in names.items()})
     X_train, y_train = _to_arrays(
         arrays["train-images"], arrays["train-labels"], f"{folder} (training files)", dtype
     )
@@ -192,7 +249,9 @@ def load_folder(
             f"{folder}: training images have {X_train.shape[0]} pixels but test images have "
             f"{X_test.shape[0]}."
         )
-    return Dataset(name or str(folder), str(folder), X_train, y_train, X_test, y_test)
+    return Dataset(
+        name or str(folder), str(folder), X_train, y_train, X_test, y_test, digests=sha256
+    )
 
 
 def load_embedded(dtype: Any = np.float32) -> Dataset:
@@ -270,15 +329,16 @@ def load_dataset(
 
 def _from_found(found: Any, dtype: Any) -> Dataset:
     """A Dataset out of :class:`digitnet.data.download.Found`: its verified IDX bytes."""
-    arrays = {}
+    arrays, names = {}, {}
     for fs in found.source.files:
-        where = str(found.folder / fs.filename)
-        arrays[fs.role] = idx.parse(found.data[fs.role], where)
+        where = names[fs.role] = str(found.folder / fs.filename)
+        arrays[fs.role] = idx.parse(found.data[fs.role], where, RANKS[fs.role])
         if fs.shape is not None and arrays[fs.role].shape != fs.shape:
             raise DataError(
                 f"{where}: holds an array of shape {arrays[fs.role].shape}; {found.source.title} "
                 f"has {fs.shape}."
             )
+    check_arrays(arrays, names)
     X_train, y_train = _to_arrays(
         arrays["train-images"], arrays["train-labels"], f"{found.where} (training files)", dtype
     )
@@ -293,4 +353,5 @@ def _from_found(found: Any, dtype: Any) -> Dataset:
         X_test,
         y_test,
         classes=list(found.source.classes),
+        digests={role: idx.sha256_of(data) for role, data in found.data.items()},
     )

@@ -33,9 +33,9 @@ The library never prints: progress bars (tqdm, when stderr is a terminal) aside,
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import logging
+import math
 import os
 import re
 import socket
@@ -43,7 +43,6 @@ import sys
 import threading
 import time
 import urllib.request
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from urllib.parse import urlsplit
 
 from digitnet.data.sources import DOWNLOADABLE, ROLES, DatasetSource, FileSource
 from digitnet.errors import ConfigError, DataError
+from digitnet.files import RefusedFileError, read_regular
 
 #: Environment variables: the cache folder and the network time-out in seconds. (The data folder,
 #: ``DIGITNET_DATA``, is :data:`digitnet.data.datasets.ENV_DATA`.)
@@ -132,16 +132,22 @@ class Found:
     data: dict[str, bytes] = field(repr=False)
 
 
-def _decompress(raw: bytes, path: Path) -> bytes:
+def published_size(fs: FileSource) -> int | None:
+    """The IDX bytes of a known file once decompressed (its header and its values, one byte
+    each), where the table knows its shape."""
+    if fs.shape is None:
+        return None
+    return 4 + 4 * len(fs.shape) + math.prod(fs.shape)
+
+
+def _decompress(raw: bytes, path: Path, fs: FileSource | None = None) -> bytes:
+    """The IDX bytes of ``raw``, gunzipped in memory bounded by the IDX header and, for a
+    known file, its published size (:func:`digitnet.data.idx.gunzip`)."""
     if raw[:2] != _GZIP_MAGIC:
         return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise DataError(
-            f"{path}: the gzip data is truncated or corrupt ({exc}).",
-            "delete the file and fetch it again",
-        ) from None
+    from digitnet.data.idx import gunzip
+
+    return bytes(gunzip(raw, str(path), None if fs is None else published_size(fs)))
 
 
 def verify_file(path: Path, fs: FileSource) -> bytes:
@@ -152,11 +158,11 @@ def verify_file(path: Path, fs: FileSource) -> bytes:
     Otherwise a :class:`DataError` names the file and both digests.
     """
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+        raw = read_regular(path, "a data file")
+    except RefusedFileError as exc:
+        raise DataError(f"{path}: {exc.message}.", exc.hint) from None
+    data = _decompress(raw, path, fs)  # bounded: before any digest is computed on it
     gz_ok = hashlib.sha256(raw).hexdigest() == fs.gz_sha256
-    data = _decompress(raw, path)
     if gz_ok:
         return data
     if fs.sha256 is not None:

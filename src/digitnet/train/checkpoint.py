@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,16 @@ import numpy as np
 import safetensors.numpy
 
 from digitnet._version import __version__
-from digitnet.data.idx import write_atomic
 from digitnet.errors import ConfigError, ModelFileError
+from digitnet.files import (
+    HeaderError,
+    RefusedFileError,
+    load_tensors,
+    read_safetensors,
+    split_header,
+    strict_json,
+    write_atomic,
+)
 from digitnet.network import parse_spec
 from digitnet.presets import TrainConfig
 
@@ -56,7 +65,6 @@ METADATA_KEY = "digitnet-checkpoint"
 #: a checkpoint's file name in a run folder
 FILENAME = "checkpoint.safetensors"
 
-_MAX_HEADER = 100_000_000
 _HINT = "a checkpoint is the checkpoint.safetensors that 'digitnet train' writes in a run folder"
 
 
@@ -118,7 +126,38 @@ def config_from_dict(values: Any, where: str = "config") -> TrainConfig:
             raise ConfigError(
                 f"{where}.{name} is {value!r}; expected a value of type {known[name].type}."
             )
+        _check_value(name, value, where)
     return TrainConfig(**values)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+#: the numeric settings' ranges: a hand-edited or damaged config is refused, not trained on
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": (lambda v: 0 <= v < 2**63, "a non-negative integer"),
+    "epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "batch_size": (lambda v: v is None or v >= 1, "null (full batch) or an integer >= 1"),
+    "learning_rate": (lambda v: _finite(v) and v > 0, "a positive number"),
+    "momentum": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "weight_decay": (lambda v: _finite(v) and v >= 0, "a number >= 0"),
+    "dropout": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "input_dropout": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "label_smoothing": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "validation_fraction": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "warmup_epochs": (lambda v: _finite(v) and v >= 0, "a number >= 0"),
+    "step_epochs": (lambda v: _finite(v) and v > 0, "a positive number"),
+    "gamma": (lambda v: _finite(v) and v > 0, "a positive number"),
+    "min_factor": (lambda v: _finite(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "early_stopping": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
+}
+
+
+def _check_value(name: str, value: Any, where: str) -> None:
+    check = _RANGES.get(name)
+    if check is not None and not check[0](value):
+        raise ConfigError(f"{where}.{name} is {value!r}; expected {check[1]}.")
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -217,23 +256,25 @@ def _is_number(value: Any) -> bool:
 
 
 def _document(data: bytes) -> dict[str, Any]:
-    if len(data) < 9:
-        raise _CheckError(
-            f"not a checkpoint: {len(data)} bytes, too short for a safetensors file", _HINT
-        )
-    n = int.from_bytes(data[:8], "little")
-    if data[8:9] != b"{" or n > _MAX_HEADER:
-        raise _CheckError("not a checkpoint: it does not start with a safetensors header", _HINT)
-    if n > len(data) - 8:
-        raise _CheckError(
-            f"truncated: the header should be {n} bytes but only {len(data) - 8} follow",
-            "the file was cut short; an older checkpoint is not kept, start the run again",
-        )
     try:
-        header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _CheckError(f"its safetensors header is not valid JSON ({exc})", _HINT) from None
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+        _, header = split_header(data)
+    except HeaderError as exc:
+        if exc.kind == "short":
+            raise _CheckError(f"not a checkpoint: {exc.message}", _HINT) from None
+        if exc.kind == "no-header":
+            raise _CheckError(f"not a checkpoint: {exc.message}", _HINT) from None
+        if exc.kind == "truncated":
+            raise _CheckError(
+                exc.message,
+                "the file was cut short; an older checkpoint is not kept, start the run again",
+            ) from None
+        raise _CheckError(exc.message, _HINT) from None
+    return _metadata_document(header)
+
+
+def _metadata_document(header: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's JSON document, out of its safetensors header."""
+    metadata = header.get("__metadata__")
     if not isinstance(metadata, dict) or METADATA_KEY not in metadata:
         if isinstance(metadata, dict) and "digitnet" in metadata:
             raise _CheckError(
@@ -243,8 +284,8 @@ def _document(data: bytes) -> dict[str, Any]:
             )
         raise _CheckError(f"not a checkpoint: its header has no '{METADATA_KEY}' metadata", _HINT)
     try:
-        doc = json.loads(metadata[METADATA_KEY])
-    except (TypeError, json.JSONDecodeError) as exc:
+        doc = strict_json(metadata[METADATA_KEY])
+    except (TypeError, ValueError) as exc:
         raise _CheckError(f"the '{METADATA_KEY}' metadata is not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise _CheckError(f"the '{METADATA_KEY}' metadata is not a JSON object")
@@ -261,12 +302,26 @@ def _need(doc: dict[str, Any], field: str, check: Any, expected: str) -> Any:
 
 
 def _check_rng_state(value: Any, field: str) -> None:
+    """A generator's saved state, tried on a fresh generator of its kind: NumPy refuses (with
+    one of several exception types) a state it cannot hold, such as a negative integer."""
     if not (
         isinstance(value, dict)
         and isinstance(value.get("bit_generator"), str)
         and isinstance(value.get("state"), dict)
     ):
         raise _CheckError(f"field {field!r} is {value!r}; expected a bit_generator.state object")
+    kind = getattr(np.random, value["bit_generator"], None)
+    if not (isinstance(kind, type) and issubclass(kind, np.random.BitGenerator)):
+        raise _CheckError(
+            f"field '{field}.bit_generator' is {value['bit_generator']!r}; not a NumPy generator"
+        )
+    try:
+        kind().state = value
+    except Exception as exc:  # OverflowError, ValueError, TypeError, KeyError...
+        raise _CheckError(
+            f"field {field!r} is not a state a {value['bit_generator']} generator can have "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
 
 
 _RECORD_FIELDS = {
@@ -308,9 +363,10 @@ def _check_document(doc: dict[str, Any]) -> TrainConfig:
     _need(doc, "k", lambda v: _is_int(v) and 0 <= v < n_batches, f"an integer in [0, {n_batches})")
     _need(doc, "batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
     _need(doc, "m", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
-    _need(doc, "loss_sum", _is_number, "a number")
-    _need(doc, "correct", lambda v: _is_int(v) and v >= 0, "an integer >= 0")
-    _need(doc, "elapsed", lambda v: _is_number(v) and v >= 0, "a number >= 0")
+    m = doc["m"]
+    _need(doc, "loss_sum", lambda v: _is_number(v) and math.isfinite(v) and v >= 0, "a number >= 0")
+    _need(doc, "correct", lambda v: _is_int(v) and 0 <= v <= m, f"an integer in [0, {m}]")
+    _need(doc, "elapsed", lambda v: _is_number(v) and 0 <= v < math.inf, "a number >= 0")
     history = _need(doc, "history", lambda v: isinstance(v, list), "a list of epoch records")
     if len(history) != done:
         raise _CheckError(
@@ -324,6 +380,9 @@ def _check_document(doc: dict[str, Any]) -> TrainConfig:
                 raise _CheckError(f"history[{i}].{key} is {record.get(key)!r}, missing or mistyped")
         if record["epoch"] != i + 1:
             raise _CheckError(f"history[{i}].epoch is {record['epoch']}; expected {i + 1}")
+        for key in ("accuracy", "val_accuracy"):
+            if record[key] is not None and not 0 <= record[key] <= 1:
+                raise _CheckError(f"history[{i}].{key} is {record[key]!r}; expected 0 to 1")
     rng = _need(doc, "rng", lambda v: isinstance(v, dict), "an object")
     _check_rng_state(rng.get("order"), "rng.order")
     if rng.get("augment") is not None:
@@ -358,7 +417,32 @@ def _check_document(doc: dict[str, Any]) -> TrainConfig:
             raise _CheckError(
                 f"field 'early_stopping.{key}' is {es.get(key)!r}; expected {expected}"
             )
+    _check_early_stopping(es, done)
     return config
+
+
+def _check_early_stopping(es: dict[str, Any], done: int) -> None:
+    """The early-stopping fields agree with each other and with the epochs done."""
+    best = es["best_epoch"]
+    if best is not None and best > done:
+        raise _CheckError(
+            f"field 'early_stopping.best_epoch' is {best} but only {done} epochs are done"
+        )
+    if (best is None) != (es["best_val_loss"] is None):
+        raise _CheckError(
+            "fields 'early_stopping.best_epoch' and 'best_val_loss' must both be set or both "
+            f"null; they are {best!r} and {es['best_val_loss']!r}"
+        )
+    if es["stopped_early"] and (best is None or not es["has_best"] or es["patience"] is None):
+        raise _CheckError(
+            "field 'early_stopping.stopped_early' is true but no best epoch is recorded "
+            "(or early stopping is off)"
+        )
+    if es["bad_epochs"] > done:
+        raise _CheckError(
+            f"field 'early_stopping.bad_epochs' is {es['bad_epochs']} but only {done} epochs "
+            "are done"
+        )
 
 
 def _expected_tensors(doc: dict[str, Any], config: TrainConfig) -> dict[str, tuple[tuple, str]]:
@@ -398,12 +482,9 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> Checkpoint:
         config = _check_document(doc)
         expected = _expected_tensors(doc, config)
         try:
-            loaded = safetensors.numpy.load(data)
-        except Exception as exc:  # safetensors' own error type, or an unsupported dtype
-            reason = str(exc).removeprefix("Error while deserializing: ")
-            if "not fully covered" in reason or "incomplete" in reason:
-                reason = f"truncated or padded: {reason}"
-            raise _CheckError(f"its tensors are unreadable ({reason})") from None
+            loaded = load_tensors(data)
+        except HeaderError as exc:
+            raise _CheckError(f"its tensors are unreadable ({exc.message})") from None
         for tname, (shape, dtype) in expected.items():
             if tname not in loaded:
                 raise _CheckError(f"tensor {tname!r} is missing")
@@ -471,14 +552,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file.") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a folder, not a checkpoint file.") from None
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+        data = read_safetensors(path, "a checkpoint file", _check_header)
+    except HeaderError as exc:
+        raise ModelFileError(f"{path}: its tensors are unreadable ({exc.message}).") from None
+    except RefusedFileError as exc:
+        raise ModelFileError(f"{path}: {exc.message}.", exc.hint) from None
+    except _CheckError as err:
+        raise ModelFileError(f"{path}: {err.message}.", err.hint) from None
     return from_bytes(data, str(path))
+
+
+def _check_header(header: dict[str, Any]) -> None:
+    """The document, checked from the header before the data are read."""
+    _check_document(_metadata_document(header))
 
 
 __all__ = [

@@ -423,114 +423,115 @@ class Trainer:
         its settings, augmentation); ``epochs`` may differ (a new total). Raises
         :class:`~digitnet.errors.ConfigError` naming the first field that does not fit; on an
         error nothing has been changed.
+
+        ``state`` itself is taken as well formed: :meth:`state` makes it so, and a checkpoint's
+        is validated field by field when it is loaded
+        (:func:`digitnet.train.checkpoint.load_checkpoint`). Here it is only checked against
+        this training.
         """
+        self._check_progress(state)
+        self._check_weights(state)
+        self._check_optimizer(state["optimizer"])
+        self._set_generators(state["rng"])  # last among the checks: setting one validates it
+        self._apply(state)
 
-        def bad(field: str, got: Any, want: Any) -> ConfigError:
-            return ConfigError(
-                f"The saved training state does not fit this training: field {field!r} is "
-                f"{got!r} but here it is {want!r}."
-            )
+    @staticmethod
+    def _unfit(field: str, got: Any, want: Any) -> ConfigError:
+        return ConfigError(
+            f"The saved training state does not fit this training: field {field!r} is "
+            f"{got!r} but here it is {want!r}."
+        )
 
+    def _check_progress(self, state: dict[str, Any]) -> None:
+        """The version, the data's size and batches, the epochs, and the current order."""
         if state.get("version") != STATE_VERSION:
-            raise bad("version", state.get("version"), STATE_VERSION)
+            raise self._unfit("version", state.get("version"), STATE_VERSION)
         for field_name, want in (
             ("m", self.m),
             ("batch_size", self.batch_size),
             ("n_batches", self.n_batches),
         ):
-            if state.get(field_name) != want:
-                raise bad(field_name, state.get(field_name), want)
-        epochs_done, k = state.get("epochs_done"), state.get("k")
-        if not isinstance(epochs_done, int) or epochs_done < 0:
-            raise bad("epochs_done", epochs_done, "an integer >= 0")
-        if not isinstance(k, int) or not 0 <= k < self.n_batches:
-            raise bad("k", k, f"an integer in [0, {self.n_batches})")
-        history = state.get("history")
-        if not isinstance(history, list) or len(history) != epochs_done:
-            raise bad(
-                "history",
-                f"{len(history) if isinstance(history, list) else history} records",
-                f"{epochs_done} records (one per epoch done)",
-            )
-        if epochs_done + (k > 0) > self.epochs:
+            if state[field_name] != want:
+                raise self._unfit(field_name, state[field_name], want)
+        at = state["epochs_done"] + (state["k"] > 0)
+        if at > self.epochs:
             raise ConfigError(
-                f"The saved training state is at epoch {epochs_done + (k > 0)}, beyond the "
-                f"{self.epochs} epochs asked.",
-                f"ask for at least {epochs_done + (k > 0)} epochs",
+                f"The saved training state is at epoch {at}, beyond the {self.epochs} epochs "
+                "asked.",
+                f"ask for at least {at} epochs",
             )
         order = state.get("order")
-        if k > 0:
+        if state["k"] > 0:
             if not isinstance(order, np.ndarray) or order.shape != (self.m,):
-                raise bad("order", getattr(order, "shape", order), (self.m,))
+                raise self._unfit("order", getattr(order, "shape", order), (self.m,))
             if not np.array_equal(np.sort(order), np.sort(self.pool)):
                 raise ConfigError(
                     "The saved training state's field 'order' is not an order of this "
                     "training set's examples."
                 )
-        # the parameters, the optimiser
-        params = state.get("parameters")
+
+    def _check_arrays(self, field: str, arrays: Any) -> None:
+        """``arrays`` (name -> array) has exactly this network's parameters' names, shapes
+        and dtypes."""
         names = [name for name, _, _ in self.parameters]
-        if not isinstance(params, dict) or sorted(params) != sorted(names):
-            raise bad("parameters", sorted(params) if isinstance(params, dict) else params, names)
+        if not isinstance(arrays, dict) or sorted(arrays) != sorted(names):
+            raise self._unfit(field, sorted(arrays) if isinstance(arrays, dict) else arrays, names)
         for name, p, _ in self.parameters:
-            if params[name].shape != p.shape or params[name].dtype != p.dtype:
-                raise bad(
-                    f"parameters.{name}",
-                    f"{params[name].dtype} {params[name].shape}",
+            if arrays[name].shape != p.shape or arrays[name].dtype != p.dtype:
+                raise self._unfit(
+                    f"{field}.{name}",
+                    f"{arrays[name].dtype} {arrays[name].shape}",
                     f"{p.dtype} {p.shape}",
                 )
-        ostate = state.get("optimizer") or {}
+
+    def _check_weights(self, state: dict[str, Any]) -> None:
+        """The parameters, and the best epoch's, fit this network."""
+        self._check_arrays("parameters", state.get("parameters"))
+        best = state["early_stopping"].get("best_parameters")
+        if best is not None:
+            self._check_arrays("early_stopping.best_parameters", best)
+
+    def _check_optimizer(self, ostate: dict[str, Any]) -> None:
+        """The optimiser is the same kind with the same settings, its slots fit the network."""
         if ostate.get("kind") != self.opt.kind:
-            raise bad("optimizer.kind", ostate.get("kind"), self.opt.kind)
+            raise self._unfit("optimizer.kind", ostate.get("kind"), self.opt.kind)
         if ostate.get("base_alpha") != self.base_alpha:
-            raise bad("optimizer.base_alpha", ostate.get("base_alpha"), self.base_alpha)
+            raise self._unfit("optimizer.base_alpha", ostate.get("base_alpha"), self.base_alpha)
         saved_conf = {k_: v for k_, v in (ostate.get("config") or {}).items() if k_ != "alpha"}
         here_conf = {k_: v for k_, v in self.opt.config().items() if k_ != "alpha"}
         if saved_conf != here_conf:
-            raise bad("optimizer.config", saved_conf, here_conf)
-        t = ostate.get("t")
-        if not isinstance(t, int) or t < 0:
-            raise bad("optimizer.t", t, "an integer >= 0")
-        slots = ostate.get("slots") or {}
+            raise self._unfit("optimizer.config", saved_conf, here_conf)
         shapes = {name: p for name, p, _ in self.parameters}
-        for name, by_slot in slots.items():
+        for name, by_slot in (ostate.get("slots") or {}).items():
             if name not in shapes:
-                raise bad("optimizer.slots", name, names)
+                raise self._unfit("optimizer.slots", name, list(shapes))
             for slot, arr in by_slot.items():
                 if arr.shape != shapes[name].shape or arr.dtype != shapes[name].dtype:
-                    raise bad(
+                    raise self._unfit(
                         f"optimizer.slots.{name}.{slot}",
                         f"{arr.dtype} {arr.shape}",
                         f"{shapes[name].dtype} {shapes[name].shape}",
                     )
-        # the generators
-        rngs = state.get("rng") or {}
+
+    def _set_generators(self, rngs: dict[str, Any]) -> None:
+        """Set every random generator from ``rngs``, or (on an error) none of them."""
         if (rngs.get("augment") is None) != (self.aug_rng is None):
-            raise bad(
+            raise self._unfit(
                 "rng.augment",
                 "absent" if rngs.get("augment") is None else "present",
                 "absent (no augmentation)" if self.aug_rng is None else "present (augmentation)",
             )
         dropout = rngs.get("dropout")
         if not isinstance(dropout, list) or len(dropout) != len(self.dropout_rngs):
-            raise bad(
+            raise self._unfit(
                 "rng.dropout",
                 f"{len(dropout) if isinstance(dropout, list) else dropout} generators",
                 f"{len(self.dropout_rngs)} generators",
             )
-        es = state.get("early_stopping") or {}
-        best = es.get("best_parameters")
-        if best is not None:
-            if not isinstance(best, dict) or sorted(best) != sorted(names):
-                raise bad("early_stopping.best_parameters", best, names)
-            for name, p, _ in self.parameters:
-                if best[name].shape != p.shape or best[name].dtype != p.dtype:
-                    raise bad(f"early_stopping.best_parameters.{name}", best[name].shape, p.shape)
-        # generator states last among the checks: setting one validates it
         saved_rng = [
             (self.rng, rngs.get("order"), "order"),
             *(
-                [(self.aug_rng, rngs.get("augment"), "augmentation")]
+                [(self.aug_rng, rngs["augment"], "augmentation")]
                 if self.aug_rng is not None
                 else []
             ),
@@ -545,21 +546,26 @@ class Trainer:
                 g.bit_generator.state = s
             raise
 
-        # all checked: apply
+    def _apply(self, state: dict[str, Any]) -> None:
+        """Take over the checked ``state``: weights, optimiser, progress, early stopping."""
         for name, p, _ in self.parameters:
-            np.copyto(p, params[name])
+            np.copyto(p, state["parameters"][name])
+        ostate = state["optimizer"]
         self.opt.state = {
             name: {slot: np.array(arr, copy=True) for slot, arr in by_slot.items()}
-            for name, by_slot in slots.items()
+            for name, by_slot in (ostate.get("slots") or {}).items()
         }
-        self.opt.t = t
+        self.opt.t = ostate["t"]
         self.opt.alpha = float((ostate.get("config") or {}).get("alpha", self.base_alpha))
-        self.epochs_done, self.k = epochs_done, k
-        self.order = np.array(order, dtype=self.pool.dtype, copy=True) if k > 0 else None
+        self.epochs_done, self.k = state["epochs_done"], state["k"]
+        order = state.get("order")
+        self.order = np.array(order, dtype=self.pool.dtype, copy=True) if self.k > 0 else None
         self.loss_sum = float(state.get("loss_sum", 0.0))
         self.correct = int(state.get("correct", 0))
         self.elapsed = float(state.get("elapsed", 0.0))
-        self.history = copy.deepcopy(history)
+        self.history = copy.deepcopy(state["history"])
+        es = state["early_stopping"]
+        best = es.get("best_parameters")
         self.best_val_loss = es.get("best_val_loss")
         self.best_epoch = es.get("best_epoch")
         self.bad_epochs = int(es.get("bad_epochs") or 0)

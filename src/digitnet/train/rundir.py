@@ -123,7 +123,7 @@ def _os_error(what: str, exc: OSError) -> ConfigError:
 
 # -- writing ------------------------------------------------------------------------------------
 def write_json(path: Path, doc: dict[str, Any]) -> None:
-    from digitnet.data.idx import write_atomic
+    from digitnet.files import write_atomic
 
     write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode())
 
@@ -140,7 +140,7 @@ def csv_row(record: dict[str, Any]) -> str:
 
 
 def write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    from digitnet.data.idx import write_atomic
+    from digitnet.files import write_atomic
 
     text = ",".join(HISTORY_FIELDS) + "\n" + "".join(csv_row(r) for r in history)
     write_atomic(path, text.encode())

@@ -185,6 +185,7 @@ class App:
         """The server is stopping: requests waiting for a reader get a 503 now, event streams
         end. Safe to call from a signal handler."""
         self.stopping = True
+        self.readers.closing()  # (a reader given up now is not replaced)
         if self._stop_event is not None and self._loop is not None:
             with contextlib.suppress(RuntimeError):  # (the loop has closed)
                 self._loop.call_soon_threadsafe(self._stop_event.set)

@@ -38,7 +38,6 @@ import os
 import resource
 import signal
 import socket
-import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -73,22 +72,16 @@ class ImageTooLargeError(RuntimeError):
 
 
 def model_bytes(path: Path) -> bytes:
-    """The bytes of the model file ``path`` (a regular file only: a FIFO or ``/dev/zero``
-    would never end), read once for the server and all its readers."""
+    """The bytes of the model file ``path``, read once for the server and all its readers (a
+    regular file only, header first: :func:`digitnet.files.read_safetensors`); checked whole
+    when the server builds its :class:`~digitnet.predictor.Predictor` from them."""
+    from digitnet.files import RefusedFileError, read_safetensors
+
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file.") from None
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ModelFileError(f"{path}: is not a regular file, so not a model file.")
-        try:
-            return f.read()
-        except OSError as exc:
-            raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+        return read_safetensors(path, "a model file")
+    except RefusedFileError as exc:
+        raise ModelFileError(f"{path}: {exc.message}.", exc.hint) from None
 
 
 def answer(predictor: Any, data: bytes) -> bytes:
@@ -102,12 +95,12 @@ def answer(predictor: Any, data: bytes) -> bytes:
     import numpy as np
     import orjson
 
+    from digitnet.image_io import SERVER_MAX_DECODED_BYTES
     from digitnet.imaging import preprocess
 
-    # The server's decoded-image budget goes here once image decoding takes one (h2's
-    # image_io.preprocess(..., max_bytes=SERVER_MAX_DECODED_BYTES)); until then the reader's
-    # own memory cap (READER_MEMORY_BYTES) bounds it.
-    image = preprocess(data)
+    # The server's decoded-image budget, much smaller than the command line's: what strangers
+    # post is refused from its header; the reader's own memory cap bounds the rest.
+    image = preprocess(data, max_bytes=SERVER_MAX_DECODED_BYTES)
     result, layers = predictor.trace(image)
     image28 = np.round(np.asarray(image, dtype=np.float64), 4)
     return orjson.dumps(
@@ -253,6 +246,10 @@ class Readers:
         replacement = _Reader(self._context, self.model, self.data)
         self._readers[self._readers.index(reader)] = replacement
         return replacement
+
+    def closing(self) -> None:
+        """The server is stopping: readers that die or are given up are not replaced."""
+        self._closed = True
 
     def close(self, seconds: float = STOP_SECONDS) -> None:
         """Stop every reader: each may finish the request it is reading within ``seconds``

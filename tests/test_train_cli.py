@@ -30,6 +30,7 @@ from digitnet import cli
 from digitnet.commands import train as train_cmd
 from digitnet.data.datasets import load_embedded
 from digitnet.modelfile import load_model
+from digitnet.train import rundir
 from digitnet.train.checkpoint import load_checkpoint
 from digitnet.train.run import prepare
 
@@ -337,8 +338,11 @@ def test_default_run_folder_under_runs(tmp_path):
         "train", "--layers", "784-16-10", "--epochs", "1", "--batch-size", "256", cwd=tmp_path
     )
     assert r.returncode == 0, r.stderr
-    (folder,) = (tmp_path / "runs").iterdir()
+    (folder,) = [p for p in (tmp_path / "runs").iterdir() if p.name != "latest"]
     assert re.fullmatch(r"\d{8}-\d{6}", folder.name)
+    # runs/latest names the newest run (a relative symlink: the folder can be moved)
+    latest = tmp_path / "runs" / "latest"
+    assert latest.is_symlink() and os.readlink(latest) == folder.name
     lines = r.stdout.strip().splitlines()
     assert lines[2] == f"run folder: runs/{folder.name}" == lines[-2]
     run = f"runs/{folder.name}"
@@ -359,8 +363,8 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path)
 
 def test_run_folder_names_do_not_collide(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(train_cmd.time, "strftime", lambda fmt: "20261123-174501")
-    names = [train_cmd._make_run_dir(None).as_posix() for _ in range(3)]
+    monkeypatch.setattr(rundir.time, "strftime", lambda fmt: "20261123-174501")
+    names = [rundir.make_run_dir(None).as_posix() for _ in range(3)]
     assert names == ["runs/20261123-174501", "runs/20261123-174501-2", "runs/20261123-174501-3"]
 
 

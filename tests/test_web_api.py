@@ -50,7 +50,8 @@ def runs_root(tmp_path_factory) -> Path:
 def client(runs_root) -> TestClient:
     from digitnet.web.app import create_app
 
-    with TestClient(create_app(runs_root / "a" / "model.safetensors", runs_root, "a")) as c:
+    app = create_app(runs_root / "a" / "model.safetensors", runs_root, "a")
+    with TestClient(app, base_url="http://127.0.0.1") as c:  # (a Host the server answers to)
         yield c
 
 
@@ -194,6 +195,32 @@ def test_run_names_never_leave_the_runs_folder(client, runs_root):
             assert r.status_code == 404, (name, what, r.status_code)
             assert "error" in r.json()
     assert client.get("/api/runs/a/history").status_code == 200
+
+
+def test_files_in_a_run_folder_are_read_only_if_regular_never_through_symlinks(
+    client, runs_root
+):
+    import shutil
+
+    linked = runs_root / "linked"
+    linked.mkdir()
+    try:
+        (linked / "config.json").write_text('{"config": {"epochs": 3}}')
+        (linked / "history.csv").symlink_to("/etc/passwd")
+        (linked / "checkpoint.safetensors").symlink_to(runs_root / "a" / "model.safetensors")
+        (linked / "model.safetensors").symlink_to(runs_root / "a" / "model.safetensors")
+        (runs_root / "latest").symlink_to("a")
+        doc = client.get("/api/runs/linked/history").json()
+        assert doc["rows"] == [] and doc["epochs_done"] == 0 and doc["epochs"] == 3
+        assert "root" not in json.dumps(doc)
+        r = client.get("/api/runs/linked/weights.png")
+        assert r.status_code == 404, r.status_code
+        runs = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
+        assert not runs["linked"]["has_model"]
+        assert "latest" not in runs  # a symlinked folder is listed under its own name only
+    finally:
+        shutil.rmtree(linked)
+        (runs_root / "latest").unlink(missing_ok=True)
 
 
 def test_runs_history_events_and_weights_of_a_finished_run(client, runs_root):
@@ -405,23 +432,30 @@ def test_readers_take_requests_as_they_are_free_and_a_dead_one_is_replaced(
     assert not any(p.is_alive() for p in processes)
 
 
-def test_an_image_whose_readers_keep_dying_gets_503(tmp_path, runs_root, digits):
+def test_an_image_whose_readers_keep_dying_gets_503(tmp_path, runs_root, digits, monkeypatch):
+    from digitnet.web import readers
     from digitnet.web.app import create_app
 
-    model = tmp_path / "model.safetensors"
-    model.write_bytes((runs_root / "a" / "model.safetensors").read_bytes())
-    app = create_app(model, runs_root, None, readers=1)
+    app = create_app(runs_root / "a" / "model.safetensors", runs_root, None, readers=1)
     body = digit_png(digits[0][0])
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         png = {"content-type": "image/png"}
         assert client.post("/api/predict", content=body, headers=png).status_code == 200
-        # The model file goes bad, then the reader dies: its replacements cannot start.
-        model.write_bytes(b"not a model")
-        (reader,) = app.state.readers
-        os.kill(reader.process.pid, signal.SIGKILL)
-        reader.process.join()
+        # Every reader dies as it reads (as one would on an image that kills it).
+        started: list[int] = []
+        real_ask = readers._Reader.ask
+
+        async def ask_and_die(self, data):
+            started.append(self.process.pid)
+            os.kill(self.process.pid, signal.SIGKILL)
+            return await real_ask(self, data)
+
+        monkeypatch.setattr(readers._Reader, "ask", ask_and_die)
         r = client.post("/api/predict", content=body, headers=png)
         assert r.status_code == 503, r.text
         assert "send it again" in r.json()["error"]
-        # The server itself keeps serving.
+        assert len(set(started)) == 2  # the reader, and its replacement once
+        # The server itself keeps serving, and its replacement reader reads.
+        monkeypatch.setattr(readers._Reader, "ask", real_ask)
         assert client.get("/api/model").status_code == 200
+        assert client.post("/api/predict", content=body, headers=png).status_code == 200

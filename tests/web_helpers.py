@@ -49,7 +49,7 @@ class Server:
     """``digitnet serve ARGS --port 0`` in a subprocess, stopped by :meth:`stop` (or as a
     context manager); its stderr goes to ``log``, its address is :attr:`url`."""
 
-    def __init__(self, *args: str, log: Path, timeout: float = 60.0) -> None:
+    def __init__(self, *args: str, log: Path, timeout: float = 60.0, **popen: Any) -> None:
         self.log_path = log
         self._log = log.open("w", encoding="utf-8")
         self.proc = subprocess.Popen(
@@ -58,6 +58,7 @@ class Server:
             stderr=self._log,
             text=True,
             env=subprocess_env(),
+            **popen,
         )
         lines: queue.Queue[str | None] = queue.Queue()
 

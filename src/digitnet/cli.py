@@ -81,6 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as exc:  # a file or folder the system refused (permissions, read-only, full)
+        if args.traceback:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}.", file=sys.stderr)
+        if isinstance(exc, PermissionError):
+            print("hint: check its permissions (ls -ld), or choose another path", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -59,16 +59,20 @@ class Predictor:
     Parameters
     ----------
     path : the ``model.safetensors`` file (see :mod:`digitnet.modelfile`).
+    data : the file's bytes, already read (then ``path`` only names it in messages).
 
     Raises :class:`~digitnet.errors.ModelFileError` if the file is not a model, or if the
     network does not map 784 pixels to 10 outputs.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        from digitnet.modelfile import load_model
+    def __init__(self, path: str | os.PathLike[str], data: bytes | None = None) -> None:
+        from digitnet.modelfile import from_bytes, load_model
 
         self.path = Path(path)
-        self.net, self.doc = load_model(self.path)
+        if data is None:
+            self.net, self.doc = load_model(self.path)
+        else:
+            self.net, self.doc = from_bytes(data, str(self.path))
         net = self.net
         if net.n_inputs != N_INPUTS or net.n_outputs != N_OUTPUTS:
             raise ModelFileError(

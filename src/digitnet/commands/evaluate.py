@@ -97,21 +97,65 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # -- shared with ``digitnet inspect`` -------------------------------------------------------
-def out_dir(text: str | None, model: Path) -> Path:
-    """The folder for the pictures (``--out``, else the model's folder), created if needed."""
-    from digitnet.errors import DigitnetError
+class Pictures:
+    """Where a command's pictures go (``--out``, else the model's folder), and what became of
+    them. The results come first: a folder that cannot take the pictures (read-only, not
+    writable, not a folder) is said after them, in one line with where to point ``--out``
+    (:meth:`report`), instead of losing the results to a traceback."""
 
-    folder = Path(text).expanduser() if text else model.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DigitnetError(
-            f"{folder}: cannot create the folder for the pictures ({exc.strerror or exc}).",
-            "give a writable folder with --out",
-        ) from None
-    if not folder.is_dir():
-        raise DigitnetError(f"{folder}: not a folder.", "give a folder with --out")
-    return folder
+    def __init__(self, text: str | None, model: Path, command: str) -> None:
+        self.explicit = text is not None
+        self.folder = Path(text).expanduser() if text else model.parent
+        self.model = model
+        self.command = command
+        self.problem: str | None = None
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.problem = _why(exc, self.folder)
+        else:
+            if not self.folder.is_dir():
+                self.problem = f"{self.folder}: not a folder"
+
+    def draw(self, drawing: Any) -> bool:
+        """Call ``drawing()`` (which writes a picture into :attr:`folder`); whether it did."""
+        if self.problem is not None:
+            return False
+        from digitnet.errors import DigitnetError
+
+        try:
+            drawing()
+        except OSError as exc:
+            self.problem = _why(exc, self.folder)
+            return False
+        except DigitnetError as exc:  # reports.py's "cannot write the picture", from an OSError
+            cause = exc.__cause__ or exc.__context__
+            why = _why(cause, self.folder) if isinstance(cause, OSError) else None
+            self.problem = why or exc.message.rstrip(".")
+            return False
+        return True
+
+    def report(self) -> int:
+        """Say (on stderr) that the pictures could not be written, if so; the exit status: 1
+        when the folder was asked for (``--out``), else 0 (the results are what was asked)."""
+        if self.problem is None:
+            return 0
+        import shlex
+
+        kind = "error" if self.explicit else "warning"
+        print(f"{kind}: the pictures could not be written: {self.problem}.", file=sys.stderr)
+        model = shlex.quote(str(self.model))
+        print(
+            f"hint: point --out at a folder you can write: digitnet {self.command} {model} "
+            "--out DIR",
+            file=sys.stderr,
+        )
+        return 1 if self.explicit else 0
+
+
+def _why(exc: OSError, folder: Path) -> str:
+    # (the folder, not the file: a picture is written through a temporary .part file in it)
+    return f"{folder}: {exc.strerror or exc}"
 
 
 def layer_spec(doc: dict[str, Any]) -> str:
@@ -233,7 +277,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     net, doc = load_model(path)
     data, chosen = _load_data(args, doc)
     _check_fit(net, data, path, chosen)
-    folder = out_dir(args.out, path)
+    pictures = Pictures(args.out, path, "evaluate")
+    folder = pictures.folder
 
     P = net.predict_proba(data.X_test)
     y = data.y_test
@@ -246,15 +291,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     accuracy = correct / n
 
     cm_png, mistakes_png = folder / "confusion_matrix.png", folder / "mistakes.png"
-    reports.plot_confusion_matrix(cm, cm_png, classes=list(data.classes))
+    classes = list(data.classes)
+    drew = pictures.draw(lambda: reports.plot_confusion_matrix(cm, cm_png, classes=classes))
     worst = reports.most_confident_mistakes(P, y, k=N_MISTAKES)
-    reports.plot_mistakes(
-        data.X_test[:, worst],
-        y[worst],
-        pred[worst],
-        P[pred[worst], worst],
-        mistakes_png,
-        classes=list(data.classes),
+    drew = drew and pictures.draw(
+        lambda: reports.plot_mistakes(
+            data.X_test[:, worst],
+            y[worst],
+            pred[worst],
+            P[pred[worst], worst],
+            mistakes_png,
+            classes=classes,
+        )
     )
 
     if args.json:
@@ -265,10 +313,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "n": n,
             "per_class": rows,
             "confusion_matrix": cm.tolist(),
-            "pictures": {"confusion_matrix": str(cm_png), "mistakes": str(mistakes_png)},
+            "pictures": (
+                {"confusion_matrix": str(cm_png), "mistakes": str(mistakes_png)} if drew else None
+            ),
         }
-        print(json.dumps(result, ensure_ascii=False))
-        return 0
+        print(json.dumps(result, ensure_ascii=False), flush=True)
+        return pictures.report()
 
     labels, what = _labels(list(data.classes))
     print(f"model: {path}: {layer_spec(doc)}, {net.n_parameters:,} parameters", end="")
@@ -291,9 +341,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"commonest mistakes (true → predicted): {listed}")
     print()
     shown = len(worst)
-    print(f"wrote {cm_png}: the confusion matrix")
-    print(
-        f"wrote {mistakes_png}: the {shown} mistake{'s' if shown != 1 else ''} the model was "
-        "surest of"
-    )
-    return 0
+    if drew:
+        print(f"wrote {cm_png}: the confusion matrix")
+        print(
+            f"wrote {mistakes_png}: the {shown} mistake{'s' if shown != 1 else ''} the model "
+            "was surest of"
+        )
+    sys.stdout.flush()
+    return pictures.report()

@@ -13,6 +13,7 @@ load in the handler.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -220,13 +221,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     from digitnet import reports
     from digitnet.commands import model_path
-    from digitnet.commands.evaluate import layer_spec, out_dir
+    from digitnet.commands.evaluate import Pictures, layer_spec
     from digitnet.modelfile import load_model
     from digitnet.text import printable
 
     path = model_path(args.model)
     net, doc = load_model(path)
-    folder = out_dir(args.out, path)
+    pictures = Pictures(args.out, path, "inspect")
+    folder = pictures.folder
 
     rows = layer_rows(doc["architecture"])
     total = sum(r["parameters"] for r in rows)
@@ -252,7 +254,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print()
 
     histograms = folder / "histograms.png"
-    reports.plot_weight_histograms(net, histograms)
+    drew = pictures.draw(lambda: reports.plot_weight_histograms(net, histograms))
     shape = (28, 28)
     if isinstance(preprocessing, dict):
         shape_doc = preprocessing.get("image_shape")
@@ -261,16 +263,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     first = net.dense_layers[0]
     if first.n_in == shape[0] * shape[1]:
         weights = folder / "weights.png"
-        reports.plot_weights(first.W, weights, image_shape=shape)
-        shown = min(64, first.n_out)
-        print(
-            f"wrote {weights}: the first layer's weights, {shown} of {first.n_out} units as "
-            f"{shape[0]}x{shape[1]} images"
-        )
+        if pictures.draw(lambda: reports.plot_weights(first.W, weights, image_shape=shape)):
+            shown = min(64, first.n_out)
+            print(
+                f"wrote {weights}: the first layer's weights, {shown} of {first.n_out} units "
+                f"as {shape[0]}x{shape[1]} images"
+            )
     else:
         print(
             f"no weights picture: the first layer takes {first.n_in} inputs, not "
             f"{shape[0]}x{shape[1]} images"
         )
-    print(f"wrote {histograms}: the values of each parameter array")
-    return 0
+    if drew:
+        print(f"wrote {histograms}: the values of each parameter array")
+    sys.stdout.flush()
+    return pictures.report()

@@ -20,6 +20,10 @@ from pathlib import Path
 from digitnet.commands import MODEL_FILE, Formatter, model_path, positive_int, warn
 
 DEFAULT_RUNS = "runs"
+#: serve --workers at most this many reader processes (each holds the model and ~60 MB)
+MAX_WORKERS = 32
+#: how long a stopping server lets requests finish (seconds)
+STOP_SECONDS = 2
 
 SERVE_EXAMPLES = """\
 examples:
@@ -50,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="MODEL",
         nargs="?",
         help=f"a model file, or a run folder holding {MODEL_FILE}; default: the newest run "
-        "under --runs that has a model",
+        "under --runs that has a model (runs/latest, else the model written last)",
     )
     serve.add_argument(
         "--runs",
@@ -69,10 +73,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     serve.add_argument(
         "--workers",
-        type=positive_int,
+        type=_workers,
         default=min(2, os.cpu_count() or 1),
         help="processes that read the digits posted to the page, each request going to a free "
-        "one (each holds the model; one per core is enough)",
+        f"one (each holds the model; one per core is enough; at most {MAX_WORKERS})",
+    )
+    serve.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="a request's body must arrive within this many seconds of its headers, and the "
+        "headers within 10 s (or this, if shorter); slower connections are closed",
     )
     serve.add_argument("--open", action="store_true", help="open the page in a web browser")
     serve.set_defaults(handler=cmd_serve)
@@ -88,16 +100,38 @@ def _port(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_WORKERS:
+        cores = os.cpu_count() or 1
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_WORKERS} reader processes (each holds the model); got {value}: one "
+            f"per core is enough, and this machine has {cores}"
+        )
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0.1-3600; got {text!r}")
+    return value
+
+
 def _newest_model(root: Path) -> Path:
     from digitnet.errors import ConfigError
+    from digitnet.train.rundir import newest_run
 
-    candidates = [p for p in root.glob(f"*/{MODEL_FILE}") if p.is_file()] if root.is_dir() else []
-    if not candidates:
+    run = newest_run(root, MODEL_FILE)  # runs/latest, else the model written last
+    if run is None:
         raise ConfigError(
             f"no trained model to serve: {root}/ holds no run with {MODEL_FILE}.",
             "train one first with 'digitnet train' (or name a model: 'digitnet serve MODEL')",
         )
-    return max(candidates, key=lambda p: p.stat().st_mtime)
+    return run / MODEL_FILE
 
 
 def _is_loopback(host: str) -> bool:
@@ -151,8 +185,37 @@ def _open_browser(url: str) -> str | None:
     return None if opened else "no browser found"
 
 
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, telling the application at once when a signal stops it, so that
+        requests waiting for a reader answer 503 at once instead of being cut off later."""
+
+        def __init__(self, config: uvicorn.Config, stop: object) -> None:
+            super().__init__(config)
+            self._stop_app = stop
+
+        def handle_exit(self, sig: int, frame: object) -> None:
+            self._stop_app()  # type: ignore[operator]
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+    return Server
+
+
+def _make_server(config: object, stop: object) -> object:
+    return _server_class()(config, stop)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -173,11 +236,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from digitnet.web import connections
     from digitnet.web.app import create_app
 
+    # Room for every connection the ceiling allows (connections.py): the soft open-file limit
+    # (1,024 on many systems) is raised to the hard one.
+    open_files = connections.raise_open_file_limit()
     sock = _listen(args.host, args.port)  # before the readers start: a taken port fails at once
+    wildcard = _is_wildcard(args.host)
     try:
-        app = create_app(model, root, served, readers=args.workers)
+        app = create_app(
+            model,
+            root,
+            served,
+            readers=args.workers,
+            hosts=() if wildcard else (args.host,),
+            any_address=wildcard,
+        )
     except BaseException:
         sock.close()
         raise
@@ -202,13 +277,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         else:
             print(f"--open: could not open a browser ({why}); open {url} yourself", flush=True)
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, timeout_graceful_shutdown=2, lifespan="on"
+        app,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=STOP_SECONDS,
+        lifespan="on",
+        http=connections.configure(args.timeout, open_files),
     )
     # uvicorn stops gracefully on SIGINT (Ctrl-C) and SIGTERM, then raises the signal again for
     # the handler it found: the default one would end the process before the line below.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        _make_server(config, app.state.stop).run(  # type: ignore[attr-defined]
+            sockets=[sock]
+        )
     except KeyboardInterrupt:
         pass
     finally:

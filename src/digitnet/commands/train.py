@@ -8,18 +8,19 @@ receives ``config.json`` at the start, ``history.csv`` one row per epoch as trai
 
 Ctrl-C stops training after the current mini-batch: the checkpoint is saved (atomically, with
 further Ctrl-C deferred until it is written), the exact command to resume is printed, and the
-command exits with status 130. Resuming gives the same weights as a run never interrupted.
+command exits with status 130. SIGTERM ('kill', 'timeout', 'docker stop', a batch scheduler)
+and SIGHUP (the terminal closed) do the same, with status 143 and 129 (128 + the signal's
+number, as a shell reports it). Resuming gives the same weights as a run never interrupted.
+The run folder itself (its files, lock, ``latest``) is :mod:`digitnet.train.rundir`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import shlex
 import signal
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,19 +49,8 @@ examples:
   digitnet train --resume runs/20261123-174501 --epochs 150   # continue, to 150 epochs in all
 """
 
-#: the files of a run folder
-RUN_FILES = (
-    "config.json",
-    "history.csv",
-    "checkpoint.safetensors",
-    "model.safetensors",
-    "metrics.json",
-)
-#: the columns of history.csv
-HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "lr")
 #: options that --resume accepts (the rest would change the run)
 RESUME_OPTIONS = ("resume", "epochs", "data_dir", "dataset", "offline")
-RUN_FORMAT = "digitnet-run"
 
 
 def _non_negative_float(text: str) -> float:
@@ -525,119 +515,90 @@ def _fmt_epoch(record: dict[str, Any], epochs: int) -> str:
     return line + f"  {record['seconds']:.2f}s"
 
 
-# -- the run folder ---------------------------------------------------------------------------
-def _check_out_dir(path: Path) -> None:
-    """``--out DIR`` must be new or an empty folder; an existing run is never overwritten."""
-    from digitnet.errors import ConfigError
-
-    if not path.exists():
-        return
-    if not path.is_dir():
-        raise ConfigError(
-            f"--out {path}: exists and is not a folder.", "choose another --out (a new folder)"
-        )
-    found = [name for name in RUN_FILES if (path / name).exists()]
-    if found:
-        raise ConfigError(
-            f"--out {path}: is already a run folder (it has {', '.join(found)}); a run folder "
-            "is never overwritten.",
-            f"--resume it (digitnet train --resume {shlex.quote(str(path))}), or choose "
-            "another --out",
-        )
-    if any(path.iterdir()):
-        raise ConfigError(
-            f"--out {path}: the folder is not empty.", "choose another --out (new or empty)"
-        )
+# -- Ctrl-C, SIGTERM, SIGHUP -------------------------------------------------------------------
+#: the signals that stop training as Ctrl-C does: closing the terminal (SIGHUP), 'kill',
+#: 'timeout', 'docker stop', a batch scheduler (SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _make_run_dir(out: Path | None) -> Path:
-    """The run folder, created: ``out``, or a new ``runs/DATE-TIME[-N]`` in the current folder."""
-    from digitnet.errors import ConfigError
-
-    try:
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            return out
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for n in range(1, 1000):
-            path = Path("runs") / (stamp if n == 1 else f"{stamp}-{n}")
-            try:
-                path.mkdir(parents=True)
-            except FileExistsError:
-                continue
-            return path
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot create the run folder ({exc.strerror or exc}: {exc.filename}).",
-            "choose a writable folder with --out",
-        ) from None
-    raise ConfigError("runs/: cannot find a free name for a new run folder.", "use --out DIR")
+def _exit_status(signum: int) -> int:
+    """The shell's status for a command ended by ``signum``: 130 for Ctrl-C, 143 for SIGTERM,
+    129 for SIGHUP."""
+    return 128 + signum
 
 
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    from digitnet.files import write_atomic
-
-    write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode())
-
-
-def _csv_row(record: dict[str, Any]) -> str:
-    cells = []
-    for key in HISTORY_FIELDS:
-        value = record.get(key)
-        cells.append(
-            "" if value is None else str(int(value)) if key == "epoch" else repr(float(value))
-        )
-    return ",".join(cells) + "\n"
-
-
-def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    from digitnet.files import write_atomic
-
-    text = ",".join(HISTORY_FIELDS) + "\n" + "".join(_csv_row(r) for r in history)
-    write_atomic(path, text.encode())
-
-
-# -- Ctrl-C -----------------------------------------------------------------------------------
 class _StopFlag:
-    """A SIGINT handler that only raises a flag: training stops after the current mini-batch."""
+    """A handler of :data:`STOP_SIGNALS` that only raises a flag: training stops after the
+    current mini-batch. ``signum``: the signal that came."""
 
     def __init__(self) -> None:
         self.raised = False
-        self._previous: Any = None
-        self._installed = False
+        self.signum = signal.SIGINT
+        self._previous: dict[int, Any] = {}
 
     def __call__(self, signum: int, frame: Any) -> None:
+        if not self.raised:
+            self.signum = signum
         self.raised = True
 
     def __enter__(self) -> _StopFlag:
         try:
-            self._previous = signal.signal(signal.SIGINT, self)
-            self._installed = True
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self)
         except ValueError:  # not the main thread: no signals here
             pass
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
-            self._installed = False
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+
+
+@contextlib.contextmanager
+def _as_interrupt(caught: list[int]) -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP raise KeyboardInterrupt as Ctrl-C does (the
+    signal goes into ``caught``)."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    previous: dict[int, Any] = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, interrupt)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
 def _sigint_deferred() -> Iterator[None]:
-    """Hold Ctrl-C off while a file is written; deliver it to the previous handler after."""
+    """Hold :data:`STOP_SIGNALS` off while a file is written; deliver them to the previous
+    handlers after."""
     caught: list[int] = []
+    previous: dict[int, Any] = {}
     try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+        for sig in STOP_SIGNALS:
+            previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
     except ValueError:  # not the main thread
-        yield
-        return
+        pass
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught and callable(previous):
-            previous(signal.SIGINT, None)  # the default handler raises KeyboardInterrupt now
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum in dict.fromkeys(caught):
+            handler = previous.get(signum)
+            if callable(handler):
+                handler(signum, None)  # the default SIGINT handler raises KeyboardInterrupt now
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 # -- progress ---------------------------------------------------------------------------------
@@ -674,6 +635,8 @@ class _ProgressBar:
 
 # -- the command ------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
+    from digitnet.train import rundir
+
     if args.resume is not None:
         return _cmd_resume(args)
     from digitnet.data.datasets import load_dataset
@@ -683,7 +646,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = _config_from_args(args, notes)
     out_dir = Path(args.out).expanduser() if args.out else None
     if out_dir is not None:
-        _check_out_dir(out_dir)
+        rundir.check_out_dir(out_dir)
     _say_if_downloading(args)
     data = load_dataset(
         args.dataset,
@@ -695,7 +658,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     training = prepare(config, data, on_warning=warn)
     identity = dataset_identity(data)
     made = out_dir is None or not out_dir.exists()
-    run_dir = _make_run_dir(out_dir)
+    run_dir = rundir.make_run_dir(out_dir)
+    with rundir.locked(run_dir):  # one process per run folder, for the whole run
+        if out_dir is not None:
+            rundir.check_out_dir(out_dir, ours=True)  # again, under the lock: nobody wrote it
+        try:
+            return _start_in(run_dir, args, config, data, training, identity, notes)
+        except BaseException:
+            rundir.forget_failed_start(run_dir, made, out_dir is None)
+            raise
+
+
+def _start_in(
+    run_dir: Path,
+    args: argparse.Namespace,
+    config: Any,
+    data: Any,
+    training: Any,
+    identity: Any,
+    notes: list[str],
+) -> int:
+    from digitnet.train import rundir
+
+    rundir.remove_stale_parts(run_dir)
+    rundir.mark_latest(run_dir)
     batch = "full" if config.batch_size is None else config.batch_size
     print(
         f"digitnet {__version__}: training {config.layers} ({config.activation}, "
@@ -709,22 +695,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"run folder: {run_dir}")
     print("\n".join(_settings(config, args) + [f"note: {note}" for note in notes]), flush=True)
     data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
-    _write_json(
-        run_dir / "config.json",
-        {
-            "format": RUN_FORMAT,
-            "digitnet_version": __version__,
-            "config": config.to_dict(),
-            "data": {"dataset": args.dataset, "data_dir": data_dir, "offline": args.offline},
-            "dataset": identity,
-        },
+    rundir.write_json(
+        run_dir / rundir.CONFIG,
+        rundir.run_document(
+            config,
+            {"dataset": args.dataset, "data_dir": data_dir, "offline": args.offline},
+            identity,
+        ),
     )
-    _write_history(run_dir / "history.csv", [])
-    try:
-        status = _train_in(run_dir, training, identity)
-    except BaseException:
-        _forget_failed_start(run_dir, made, out_dir is None)
-        raise
+    rundir.write_history(run_dir / rundir.HISTORY, [])
+    status = _train_in(run_dir, training, identity)
     if status == 0:  # what to do with the model, in commands to copy
         run = shlex.quote(str(run_dir))
         commands = [
@@ -736,24 +716,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     return status
 
 
-def _forget_failed_start(run_dir: Path, made: bool, under_runs: bool) -> None:
-    """Remove the files of a run that failed before its first checkpoint: nothing to resume."""
-    if (run_dir / "checkpoint.safetensors").exists():
-        return
-    for name in ("config.json", "history.csv"):
-        (run_dir / name).unlink(missing_ok=True)
-    if made:
-        with contextlib.suppress(OSError):  # not empty: something else is in there
-            run_dir.rmdir()
-            if under_runs:
-                run_dir.parent.rmdir()  # runs/ itself, when this run was all it held
-
-
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from digitnet.data.datasets import load_dataset
     from digitnet.errors import ConfigError
-    from digitnet.train.checkpoint import FILENAME, config_from_dict, load_checkpoint
-    from digitnet.train.run import check_same_dataset, prepare
+    from digitnet.train import rundir
 
     options: dict[str, tuple[str, Any]] = getattr(args, "train_options", {})
     given = [
@@ -768,47 +733,18 @@ def _cmd_resume(args: argparse.Namespace) -> int:
             "--offline",
         )
     run_dir = Path(args.resume).expanduser()
-    where = shlex.quote(str(run_dir))
-    if not run_dir.is_dir():
-        raise ConfigError(f"--resume {where}: no such folder.", "give a run folder of 'train'")
-    try:
-        run_doc = json.loads((run_dir / "config.json").read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"--resume {where}: not a run folder (it has no config.json).",
-            "give a folder that 'digitnet train' wrote",
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{run_dir / 'config.json'}: cannot be read ({exc}).") from None
-    if not isinstance(run_doc, dict) or run_doc.get("format") != RUN_FORMAT:
-        raise ConfigError(
-            f"{run_dir / 'config.json'}: not a digitnet run's config.json "
-            f"(field 'format' is not {RUN_FORMAT!r})."
-        )
-    config = config_from_dict(run_doc.get("config"), f"{run_dir / 'config.json'}: config")
-    recorded = run_doc.get("dataset")
-    data_args = run_doc.get("data")
-    if not isinstance(recorded, dict) or not isinstance(data_args, dict):
-        raise ConfigError(
-            f"{run_dir / 'config.json'}: the fields 'dataset' and 'data' must be objects."
-        )
-    ckpt_path = run_dir / FILENAME
-    ckpt = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
-    if ckpt is not None:
-        ours, theirs = config.to_dict(), ckpt.config.to_dict()
-        differ = sorted(k for k in ours if k != "epochs" and ours[k] != theirs[k])
-        if differ:
-            raise ConfigError(
-                f"{run_dir}: config.json and {FILENAME} disagree on {', '.join(differ)}.",
-                "the run folder was changed by hand; start a new run",
-            )
-        if ckpt.dataset is not None and ckpt.dataset.get("fingerprint") != recorded.get(
-            "fingerprint"
-        ):
-            raise ConfigError(
-                f"{run_dir}: config.json and {FILENAME} record different datasets.",
-                "the run folder was changed by hand; start a new run",
-            )
+    run = rundir.read_run_document(run_dir)
+    with rundir.locked(run_dir):  # one process per run folder, for the whole run
+        return _resume_in(run_dir, args, run)
+
+
+def _resume_in(run_dir: Path, args: argparse.Namespace, run: dict[str, Any]) -> int:
+    from digitnet.data.datasets import load_dataset
+    from digitnet.train import rundir
+    from digitnet.train.run import check_same_dataset, prepare
+
+    config, recorded, data_args, run_doc = run["config"], run["dataset"], run["data"], run["doc"]
+    ckpt = rundir.read_checkpoint(run_dir, config, recorded)
     if args.epochs is not None:
         config = config.replace(epochs=args.epochs)
     dataset = args.dataset if args.dataset is not None else data_args.get("dataset")
@@ -827,18 +763,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     trainer = training.trainer
     if ckpt is not None:
         trainer.restore(ckpt.state)
-    if trainer.finished and (run_dir / "metrics.json").exists():
-        if trainer.stopped_early:
-            raise ConfigError(
-                f"--resume {where}: the run stopped early at epoch {trainer.epochs_done} (its "
-                f"best epoch was {trainer.best_epoch}) and its results are written.",
-                "there is nothing to continue; start a new run to train longer",
-            )
-        raise ConfigError(
-            f"--resume {where}: the run has finished its {trainer.epochs_done} epochs and its "
-            f"results are written.",
-            f"to train it further, give a larger total: --epochs {trainer.epochs_done + 10}",
-        )
+    rundir.check_resumable(run_dir, trainer)
+    rundir.remove_stale_parts(run_dir)
+    rundir.mark_latest(run_dir)
     if trainer.k:
         at = f"epoch {trainer.epochs_done + 1}, batch {trainer.k}/{trainer.n_batches}"
     else:
@@ -852,13 +779,16 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         f"({data.source})"
     )
     print(f"run folder: {run_dir}", flush=True)
-    _write_json(run_dir / "config.json", {**run_doc, "config": config.to_dict()})
-    _write_history(run_dir / "history.csv", trainer.history)
+    rundir.write_json(run_dir / rundir.CONFIG, {**run_doc, "config": config.to_dict()})
+    rundir.write_history(run_dir / rundir.HISTORY, trainer.history)
     return _train_in(run_dir, training, recorded)
 
 
 def _train_in(run_dir: Path, training: Any, identity: dict[str, Any]) -> int:
-    """Train in ``run_dir`` (Ctrl-C: checkpoint, resume command, 130); then write the results."""
+    """Train in ``run_dir``; then write the results. Ctrl-C, SIGTERM or SIGHUP: the
+    checkpoint of the current state, the resume command, and 130, 143 or 129 (128 + the
+    signal's number, as a shell reports a command the signal ended)."""
+    from digitnet.train import rundir
     from digitnet.train.checkpoint import FILENAME, save_checkpoint
 
     trainer, config = training.trainer, training.config
@@ -879,7 +809,7 @@ def _train_in(run_dir: Path, training: Any, identity: dict[str, Any]) -> int:
         def on_epoch(record: dict[str, Any]) -> None:
             if bar is not None:
                 bar.close()
-            history_csv.write(_csv_row(record))
+            history_csv.write(rundir.csv_row(record))
             history_csv.flush()
             save()
             if record["epoch"] % every == 0 or record["epoch"] == epochs:
@@ -907,23 +837,30 @@ def _train_in(run_dir: Path, training: Any, identity: dict[str, Any]) -> int:
                         f"epoch {trainer.epochs_done}, batch {trainer.n_batches}/"
                         f"{trainer.n_batches}"
                     )
-                print(f"interrupted at {at}: checkpoint saved to {ckpt_path}")
-                print(resume, flush=True)
-                return 130
+                name = signal.Signals(stop.signum).name
+                by = f" ({name})" if stop.signum != signal.SIGINT else ""
+                with contextlib.suppress(OSError):  # (after SIGHUP the terminal may be gone)
+                    print(f"interrupted{by} at {at}: checkpoint saved to {ckpt_path}")
+                    print(resume, flush=True)
+                return _exit_status(stop.signum)
+    caught: list[int] = []
     try:
-        _write_results(run_dir, training)
+        with _as_interrupt(caught):
+            _write_results(run_dir, training)
     except KeyboardInterrupt:
-        print(
-            f"interrupted while writing the results; training is done and checkpoint saved to "
-            f"{ckpt_path}"
-        )
-        print(resume, flush=True)
-        return 130
+        with contextlib.suppress(OSError):
+            print(
+                f"interrupted while writing the results; training is done and checkpoint saved "
+                f"to {ckpt_path}"
+            )
+            print(resume, flush=True)
+        return _exit_status(caught[0] if caught else signal.SIGINT)
     return 0
 
 
 def _write_results(run_dir: Path, training: Any) -> None:
     from digitnet.modelfile import save_model
+    from digitnet.train import rundir
     from digitnet.train.run import write_pictures
 
     trainer, data, config = training.trainer, training.data, training.config
@@ -953,7 +890,7 @@ def _write_results(run_dir: Path, training: Any) -> None:
             "seed": config.seed,
         },
     )
-    written = ["model.safetensors", "history.csv", "checkpoint.safetensors"]
+    written = ["model.safetensors", "history.csv"]
     try:
         pictures = write_pictures(run_dir, result, data)
     except Exception as exc:  # a picture is not worth losing the run for
@@ -963,7 +900,9 @@ def _write_results(run_dir: Path, training: Any) -> None:
             print("pictures skipped: digitnet.reports is not available")
         else:
             written += [p.name for p in pictures]
-    _write_json(run_dir / "metrics.json", {"digitnet_version": __version__, **m})
+    rundir.write_json(run_dir / rundir.METRICS, {"digitnet_version": __version__, **m})
     written.insert(1, "metrics.json")
+    if rundir.finish(run_dir, trainer.stopped_early):
+        written.insert(3, "checkpoint.safetensors")
     print(f"wrote {', '.join(written)}")
     print(f"run folder: {run_dir}")

@@ -17,10 +17,21 @@ Built on Starlette (an ASGI framework; ``digitnet serve`` runs it on uvicorn). R
 
 ``POST /api/predict`` answers exactly as ``digitnet predict --json`` does for the same file:
 both go through :class:`digitnet.predictor.Predictor` and :func:`digitnet.imaging.preprocess`.
-Errors are JSON ``{"error": "..."}`` with their status: 400 (not an image, or blank), 404
-(unknown route, run, layer or unit), 405, 413 (body over :data:`MAX_BODY_BYTES`), 415 (a content
-type other than PNG or JPEG), 503 (the reader process died reading it, and its replacement too:
-see :mod:`digitnet.web.readers`). Run names from requests resolve only to folders directly inside
+Errors are JSON ``{"error": "..."}`` with their status: 400 (not an image, or blank; or a
+``Host`` this server does not answer to, below), 404 (unknown route, run, layer or unit), 405,
+413 (body over :data:`MAX_BODY_BYTES`, or an image that needs more memory than a reader may use),
+415 (a content type other than PNG or JPEG), 503 (the reader process died reading it, and its
+replacement too: see :mod:`digitnet.web.readers`; the server is receiving
+:data:`RECEIVING_BYTES` of other images already; or the server is stopping).
+
+Only this machine's pages: a web page elsewhere can point its own domain name at 127.0.0.1
+(DNS rebinding) and, being then "the same site" to the browser, read every answer. Such a
+request still names that domain in its ``Host`` header, so :class:`HostGuard` answers only
+requests whose ``Host`` is a loopback name (``localhost``, ``127.0.0.1``, ``[::1]``, any port)
+or the ``--host`` the server was given (and, when that is a wildcard such as ``0.0.0.0``, an IP
+address: a name is what rebinding needs, and an address cannot be rebound).
+
+Run names from requests resolve only to folders directly inside
 the runs folder (:func:`digitnet.web.runs.run_folder`).
 """
 
@@ -28,7 +39,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -36,20 +50,29 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from digitnet.errors import DigitnetError
 from digitnet.web import runs
-from digitnet.web.readers import ReaderDiedError, Readers
+from digitnet.web.readers import ImageTooLargeError, ReaderDiedError, Readers, model_bytes
 
 STATIC = Path(__file__).parent / "static"
 #: the largest request body /api/predict takes (a phone photo as JPEG is 2-5 MB)
 MAX_BODY_BYTES = 8_000_000
 #: a larger body is not read to its end before the 413 (the connection is closed instead)
 DRAIN_BYTES = 8 * MAX_BODY_BYTES
+#: the bodies being received at once may declare at most this many bytes in all (a body without
+#: a Content-Length counts as MAX_BODY_BYTES): beyond it, a 503 at once, so that stalled uploads
+#: can never hold more memory than this. Bodies up to SMALL_BODY_BYTES (a drawn digit is 5-30 KB)
+#: have a budget of their own, so that large uploads, stalled or not, never keep the page's
+#: drawings waiting.
+RECEIVING_BYTES = 8 * MAX_BODY_BYTES
+SMALL_BODY_BYTES = 256_000
+RECEIVING_SMALL_BYTES = 64 * SMALL_BODY_BYTES
 #: the content types /api/predict takes (image/jpg is a common misspelling of image/jpeg)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg")
 #: how often the event stream looks at a run's files (seconds), and sends a keep-alive comment
@@ -57,8 +80,75 @@ WATCH_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, close: bool = False) -> JSONResponse:
+    headers = {"Connection": "close"} if close else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _say(message: str) -> None:
+    print(f"digitnet serve: {message}", file=sys.stderr, flush=True)
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def host_name(header: str) -> str | None:
+    """The name in a ``Host`` header (``name``, ``name:port``, ``[v6]`` or ``[v6]:port``),
+    lower-cased, or None if the header is not of that form."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        name, _, rest = header[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None
+        if rest and port is None:
+            return None
+    else:
+        name, _, port = header.partition(":")
+        if ":" in port:
+            return None
+        port = port if _ else None
+    if not name or (port is not None and not port.isdigit()):
+        return None
+    return name.rstrip(".") if name.endswith(".") and name != "." else name
+
+
+class HostGuard:
+    """ASGI middleware: requests whose ``Host`` is not one this server answers to get a JSON
+    400 (see the module's text). ``hosts``: the names allowed besides the loopback ones."""
+
+    def __init__(self, app: Any, hosts: tuple[str, ...] = (), any_address: bool = False) -> None:
+        self.app = app
+        self.allowed = LOOPBACK_NAMES | {h.strip("[]").lower() for h in hosts}
+        self.any_address = any_address
+
+    def allows(self, header: str | None) -> bool:
+        name = host_name(header) if header is not None else None
+        if name is None:
+            return False
+        if name in self.allowed:
+            return True
+        if self.any_address:
+            try:
+                ipaddress.ip_address(name)
+                return True
+            except ValueError:
+                return False
+        return False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+            if not self.allows(header):
+                message = (
+                    "this server answers only to pages of this machine: the request's Host "
+                    "header must be localhost, 127.0.0.1 or [::1] (or the --host it was started "
+                    "with)."
+                )
+                if scope["type"] == "http":
+                    await _error(400, message, close=True)(scope, receive, send)
+                else:
+                    await send({"type": "websocket.close", "code": 1008})
+                return
+        await self.app(scope, receive, send)
 
 
 class App:
@@ -69,11 +159,36 @@ class App:
     ) -> None:
         from digitnet.predictor import Predictor
 
-        self.predictor = Predictor(model)  # (a bad model fails here, before any reader starts)
+        # One model: the bytes read (and checked) here are the ones every reader loads, whatever
+        # happens to the file on disk later (a 'train --resume' rewriting it, say).
+        data = model_bytes(model)
+        self.predictor = Predictor(model, data=data)  # (a bad model fails here, before readers)
         self.model_path = model
         self.runs_root = runs_root
         self.served_run = served_run
-        self.readers = Readers(model, readers)
+        self.readers = Readers(model, readers, data=data)
+        # bytes the bodies being received declare: large ones, small ones (RECEIVING_BYTES)
+        self.receiving = {False: 0, True: 0}
+        self.stopping = False
+        self._stop_event: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _stopped(self) -> asyncio.Event:
+        if self._stop_event is None:  # made inside the event loop that serves the requests
+            self._stop_event = asyncio.Event()
+            self._loop = asyncio.get_running_loop()
+            if self.stopping:
+                self._stop_event.set()
+        return self._stop_event
+
+    def stop(self) -> None:
+        """The server is stopping: requests waiting for a reader get a 503 now, event streams
+        end. Safe to call from a signal handler."""
+        self.stopping = True
+        self.readers.closing()  # (a reader given up now is not replaced)
+        if self._stop_event is not None and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # (the loop has closed)
+                self._loop.call_soon_threadsafe(self._stop_event.set)
 
     # -- the model ------------------------------------------------------------------------------
     async def model(self, request: Request) -> Response:
@@ -98,27 +213,76 @@ class App:
                 f"the body must be a PNG or JPEG image (Content-Type image/png or image/jpeg); "
                 f"got {content_type or 'no Content-Type'}.",
             )
-        body = bytearray()
-        received = 0
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received <= MAX_BODY_BYTES:
-                body += chunk
-            elif received > DRAIN_BYTES:
-                break
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > DRAIN_BYTES:
+            return _error(413, _too_big(int(declared), declared), close=True)
+        reserve = min(int(declared), MAX_BODY_BYTES) if declared.isdigit() else MAX_BODY_BYTES
+        small = reserve <= SMALL_BODY_BYTES
+        budget = RECEIVING_SMALL_BYTES if small else RECEIVING_BYTES
+        if self.receiving[small] + reserve > budget:
+            return _error(
+                503,
+                f"the server is receiving {budget // 1_000_000} MB of other images already; "
+                "send it again shortly.",
+                close=True,
+            )
+        self.receiving[small] += reserve
+        try:
+            body, received = await self._body(request, declared)
+        finally:
+            self.receiving[small] -= reserve
+        if body is None:
+            return _error(400, "the body did not arrive whole.", close=True)
         if received > MAX_BODY_BYTES:
             # Answered after reading (and dropping) the body, up to DRAIN_BYTES: a client still
             # sending when the answer comes would see a reset connection, not the 413.
-            return _error(413, _too_big(received, request.headers.get("content-length", "")))
+            return _error(413, _too_big(received, declared))
         if not body:
             return _error(400, "the body is empty: send the image's bytes.")
+        stopped = self._stopped()
+        if stopped.is_set():
+            return _error(503, "the server is stopping.", close=True)
+        reading = asyncio.ensure_future(self.readers.read(bytes(body)))  # in a reader (readers.py)
+        stopping = asyncio.ensure_future(stopped.wait())
         try:
-            answer = await self.readers.read(bytes(body))  # in a reader process (readers.py)
+            await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not reading.done():
+            reading.cancel()
+            return _error(503, "the server is stopping: the image was not read.", close=True)
+        try:
+            answer = reading.result()
         except DigitnetError as exc:
             return _error(400, " ".join(exc.message.split()))
+        except ImageTooLargeError as exc:
+            return _error(413, str(exc))
         except ReaderDiedError as exc:
             return _error(503, f"the image could not be read: {exc}; send it again.")
         return Response(answer, media_type="application/json")
+
+    async def _body(self, request: Request, declared: str) -> tuple[bytearray | None, int]:
+        """The body, up to MAX_BODY_BYTES (the rest, up to DRAIN_BYTES, read and dropped),
+        and how many bytes came; ``None`` if the client went (or missed the body deadline of
+        :mod:`digitnet.web.connections`): said in one line."""
+        body = bytearray()
+        received = 0
+        start = time.monotonic()
+        try:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received <= MAX_BODY_BYTES:
+                    body += chunk
+                elif received > DRAIN_BYTES:
+                    break
+        except ClientDisconnect:
+            of = f" of {int(declared):,}" if declared.isdigit() else ""
+            _say(
+                f"a client's upload ended after {received:,}{of} bytes and "
+                f"{time.monotonic() - start:.1f} s (it closed the connection, or was too slow)"
+            )
+            return None, received
+        return body, received
 
     async def weights(self, request: Request) -> Response:
         l_index, unit = request.path_params["layer"], request.path_params["unit"]
@@ -174,7 +338,8 @@ class App:
         end of training. Looks at the files' sizes and times every :data:`WATCH_SECONDS`."""
         last: tuple | None = None
         quiet = 0.0
-        while not await request.is_disconnected():
+        stopped = self._stopped()
+        while not stopped.is_set() and not await request.is_disconnected():
             sig = runs.signature(folder)
             if sig != last:
                 last = sig
@@ -187,7 +352,8 @@ class App:
             elif quiet >= KEEPALIVE_SECONDS:
                 yield ": keep-alive\n\n"
                 quiet = 0.0
-            await asyncio.sleep(WATCH_SECONDS)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopped.wait(), WATCH_SECONDS)
             quiet += WATCH_SECONDS
 
     async def weights_png(self, request: Request) -> Response:
@@ -232,11 +398,18 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    model: Path, runs_root: Path, served_run: str | None = None, readers: int = 1
+    model: Path,
+    runs_root: Path,
+    served_run: str | None = None,
+    readers: int = 1,
+    hosts: tuple[str, ...] = (),
+    any_address: bool = False,
 ) -> Starlette:
     """The ASGI application serving ``model`` and the run folders under ``runs_root``, with
     ``readers`` processes reading the digits posted to it (:mod:`digitnet.web.readers`); they
-    stop when the application does (its lifespan's end)."""
+    stop when the application does (its lifespan's end). It answers requests whose ``Host`` is
+    a loopback name, one of ``hosts``, or (``any_address``) any IP address (:class:`HostGuard`).
+    ``app.state.stop()`` says the server is stopping (in-flight predictions get a 503)."""
     app = App(Path(model), Path(runs_root), served_run, readers)
     routes = [
         Route("/", app.page, methods=["GET", "HEAD"]),
@@ -253,8 +426,10 @@ def create_app(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=_lifespan(app),
+        middleware=[Middleware(HostGuard, hosts=hosts, any_address=any_address)],
     )
     starlette.state.readers = app.readers
+    starlette.state.stop = app.stop
     return starlette
 
 

@@ -18,6 +18,15 @@ Of the free readers, the one that finished last reads the next request: its memo
 the processor's caches, which makes a request 15 % cheaper than alternating between readers.
 A reader that dies (killed, out of memory) is replaced; the request it was reading is handed to
 its replacement once.
+
+One model: the server reads the model file once (:func:`model_bytes`), checks it, and gives
+those bytes to every reader, replacements included; a reader never opens the file, so a file
+rewritten on disk while the server runs (a ``train --resume``, say) changes no answer: all
+readers serve the model the server started with, until it is restarted.
+
+Each reader caps its own memory (``RLIMIT_AS``: its size once the model is loaded, plus
+:data:`READER_MEMORY_BYTES`): an image that needs more fails in that reader alone, with a
+MemoryError answered as a 413, and never takes the machine's memory.
 """
 
 from __future__ import annotations
@@ -26,17 +35,24 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import resource
 import signal
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from digitnet.errors import DigitnetError, ImageError
+from digitnet.errors import DigitnetError, ImageError, ModelFileError
 
 #: the first byte of each message from a reader: what the rest is (see _frame)
-READY, ANSWER, NOT_A_DIGIT = b"R", b"A", b"E"
+READY, ANSWER, NOT_A_DIGIT, TOO_LARGE = b"R", b"A", b"E", b"M"
+#: the memory a reader may use beyond its size with the model loaded (address space): a 12
+#: megapixel photo takes about 150 MB to read
+READER_MEMORY_BYTES = 768 << 20
+#: on stopping, readers get this long to finish the request they are reading; then are killed
+STOP_SECONDS = 0.5
 #: glibc's malloc settings for the readers: each request allocates and frees a few arrays of
 #: 300 KB or more (the decoded canvas, its grey copy), which glibc by default gives back to the
 #: kernel at once and maps again on the next request (180 page faults, 0.2-0.4 ms a request, a
@@ -51,6 +67,23 @@ class ReaderDiedError(RuntimeError):
     """The reader process died while reading (it is replaced; asking again works)."""
 
 
+class ImageTooLargeError(RuntimeError):
+    """Reading the image needed more memory than a reader may use."""
+
+
+def model_bytes(path: Path) -> bytes:
+    """The bytes of the model file ``path``, read once for the server and all its readers (a
+    regular file only, header first: :func:`digitnet.files.read_safetensors`); checked whole
+    when the server builds its :class:`~digitnet.predictor.Predictor` from them."""
+    from digitnet.files import RefusedFileError, read_safetensors
+
+    path = Path(path)
+    try:
+        return read_safetensors(path, "a model file")
+    except RefusedFileError as exc:
+        raise ModelFileError(f"{path}: {exc.message}.", exc.hint) from None
+
+
 def answer(predictor: Any, data: bytes) -> bytes:
     """The answer of ``POST /api/predict`` for image bytes ``data``, as JSON bytes: the answer of
     :meth:`digitnet.predictor.Predictor.trace`, with ``image28`` (the network's input) and every
@@ -62,9 +95,12 @@ def answer(predictor: Any, data: bytes) -> bytes:
     import numpy as np
     import orjson
 
+    from digitnet.image_io import SERVER_MAX_DECODED_BYTES
     from digitnet.imaging import preprocess
 
-    image = preprocess(data)
+    # The server's decoded-image budget, much smaller than the command line's: what strangers
+    # post is refused from its header; the reader's own memory cap bounds the rest.
+    image = preprocess(data, max_bytes=SERVER_MAX_DECODED_BYTES)
     result, layers = predictor.trace(image)
     image28 = np.round(np.asarray(image, dtype=np.float64), 4)
     return orjson.dumps(
@@ -82,10 +118,13 @@ class _Reader:
     server's end is read and written through asyncio streams, so that waiting for an answer,
     or sending a large image, never blocks the event loop, whichever loop uvicorn runs)."""
 
-    def __init__(self, context: Any, model: Path) -> None:
+    def __init__(self, context: Any, model: Path, data: bytes) -> None:
         ours, theirs = socket.socketpair()
         self.process = context.Process(
-            target=_read_digits, args=(theirs, str(model)), name="digitnet-reader", daemon=True
+            target=_read_digits,
+            args=(theirs, str(model), data),
+            name="digitnet-reader",
+            daemon=True,
         )
         self.process.start()
         theirs.close()
@@ -120,15 +159,21 @@ class _Reader:
         kind, rest = reply[:1], reply[1:]
         if kind == NOT_A_DIGIT:
             raise ImageError(rest.decode())
+        if kind == TOO_LARGE:
+            raise ImageTooLargeError(rest.decode())
         return rest
 
-    def stop(self) -> None:
-        """Close the socket (the reader sees its end and returns), and wait for the process."""
+    def hang_up(self) -> None:
+        """Close the socket: the reader sees its end and returns (after its current request)."""
         if self._streams is not None:
             with contextlib.suppress(RuntimeError):  # (its event loop may have closed already)
                 self._streams[1].close()
         self._socket.close()
-        self.process.join(timeout=5)
+
+    def stop(self, seconds: float = STOP_SECONDS) -> None:
+        """Close the socket, wait up to ``seconds`` for the process to end, then kill it."""
+        self.hang_up()
+        self.process.join(timeout=seconds)
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
@@ -142,12 +187,13 @@ class Readers:
     NumPy, the model), and the first request waits for it.
     """
 
-    def __init__(self, model: Path, count: int) -> None:
+    def __init__(self, model: Path, count: int, data: bytes | None = None) -> None:
         for name, value in MALLOC_ENVIRONMENT.items():
             os.environ.setdefault(name, value)  # read by glibc as each reader process starts
         self.model = Path(model)
+        self.data = model_bytes(self.model) if data is None else data  # the one model
         self._context = multiprocessing.get_context("spawn")
-        self._readers = [_Reader(self._context, self.model) for _ in range(count)]
+        self._readers = [_Reader(self._context, self.model, self.data) for _ in range(count)]
         self._free: asyncio.Queue[_Reader] | None = None
         self._closed = False
 
@@ -197,37 +243,74 @@ class Readers:
                 f"{reader.process.exitcode}); starting another",
                 file=sys.stderr,
             )
-        replacement = _Reader(self._context, self.model)
+        replacement = _Reader(self._context, self.model, self.data)
         self._readers[self._readers.index(reader)] = replacement
         return replacement
 
-    def close(self) -> None:
-        """Stop every reader (each finishes the request it is reading)."""
+    def closing(self) -> None:
+        """The server is stopping: readers that die or are given up are not replaced."""
+        self._closed = True
+
+    def close(self, seconds: float = STOP_SECONDS) -> None:
+        """Stop every reader: each may finish the request it is reading within ``seconds``
+        (all together), and is killed after."""
         self._closed = True
         for reader in self._readers:
-            reader.stop()
+            reader.hang_up()
+        deadline = time.monotonic() + seconds
+        for reader in self._readers:
+            reader.stop(max(0.0, deadline - time.monotonic()))
 
 
-def _read_digits(sock: socket.socket, model: str) -> None:
+def _cap_memory(extra: int) -> int:
+    """Limit this process's address space to its size now plus ``extra`` bytes; the cap."""
+    with open("/proc/self/statm") as f:
+        size = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    cap = size + extra
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    return cap
+
+
+def _read_digits(sock: socket.socket, model: str, data: bytes) -> None:
     """A reader process: answers each image that arrives on ``sock`` until it closes."""
-    # Ctrl-C reaches every process of the terminal; the server decides when readers stop.
+    # Ctrl-C and the terminal's SIGTERM reach every process of the group; the server decides
+    # when readers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from digitnet.predictor import Predictor
 
     try:
-        predictor = Predictor(model)
-    except DigitnetError as exc:  # the file changed since the server loaded it: say so, once
+        predictor = Predictor(model, data=data)
+    except DigitnetError as exc:  # (checked by the server already: not expected)
         message = " ".join(exc.message.split())
         print(f"digitnet serve: a reader cannot start: {message}", file=sys.stderr)
         return
+    del data
+    import numpy  # noqa: F401  (loaded before the cap, so the cap is measured from here)
+
+    from digitnet.imaging import preprocess  # noqa: F401
+
+    cap = _cap_memory(READER_MEMORY_BYTES)
     try:
         sock.sendall(_frame(READY))
         while True:
-            data = _receive(sock)
+            image = _receive(sock)
             try:
-                reply = ANSWER + answer(predictor, data)
+                reply = ANSWER + answer(predictor, image)
             except DigitnetError as exc:
                 reply = NOT_A_DIGIT + " ".join(exc.message.split()).encode()
+            except MemoryError:
+                reply = (
+                    TOO_LARGE
+                    + (
+                        f"the image needs more memory to read than a reader of this server may use "
+                        f"({cap / 2**20:,.0f} MB in all): send a smaller image."
+                    ).encode()
+                )
+            del image
             sock.sendall(_frame(reply))
     except (EOFError, OSError):  # the server has closed its end, or gone
         return

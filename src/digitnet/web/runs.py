@@ -1,6 +1,6 @@
 """Reading run folders as ``digitnet train`` writes them, for the page's training view.
 
-A run folder (see :mod:`digitnet.commands.train`) holds ``config.json`` from the start,
+A run folder (see :mod:`digitnet.train.rundir`) holds ``config.json`` from the start,
 ``history.csv`` with a row per finished epoch (appended as training goes), a
 ``checkpoint.safetensors`` rewritten after every epoch, and, once training is over,
 ``model.safetensors`` and ``metrics.json``. This module only reads them, and reads them while
@@ -8,7 +8,10 @@ another process writes: a history line still being written is left for the next 
 checkpoint is replaced by a rename, so it is always whole.
 
 Names come from requests, so :func:`run_folder` accepts only the name of a folder directly under
-the runs folder: no separators, no ``..``, and the resolved path must still be inside.
+the runs folder: no separators, no ``..``, and the resolved path must still be inside. Inside a
+run folder only regular files are read, never through a symlink (:func:`_open_regular`): a
+``history.csv`` linking to ``/etc/passwd`` is no history. The listing leaves out symlinked
+folders (``runs/latest`` names a run that is listed under its own name).
 """
 
 from __future__ import annotations
@@ -16,17 +19,15 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import re
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CONFIG = "config.json"
-HISTORY = "history.csv"
-CHECKPOINT = "checkpoint.safetensors"
-MODEL = "model.safetensors"
-METRICS = "metrics.json"
+from digitnet.train.rundir import CHECKPOINT, CONFIG, HISTORY, METRICS, MODEL
 
 #: a run's name: one path component of ordinary characters
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
@@ -74,8 +75,42 @@ class RunState:
         }
 
 
+def _regular_stat(path: Path) -> os.stat_result | None:
+    """``lstat`` of ``path`` if it is a regular file (not a symlink, folder, FIFO, device)."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _open_regular(path: Path) -> Any:
+    """``path`` opened for reading if it is a regular file reached without a symlink; else
+    None (O_NOFOLLOW, then fstat: the file checked is the file read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        return None
+    return f
+
+
+def _read_text(path: Path) -> str | None:
+    f = _open_regular(path)
+    if f is None:
+        return None
+    with f:
+        try:
+            return f.read().decode("utf-8", errors="replace")
+        except OSError:
+            return None
+
+
 def is_run(folder: Path) -> bool:
-    return folder.is_dir() and any((folder / f).is_file() for f in (CONFIG, HISTORY, MODEL))
+    return folder.is_dir() and any(_regular_stat(folder / f) for f in (CONFIG, HISTORY, MODEL))
 
 
 def run_folder(root: Path, name: str) -> Path:
@@ -98,27 +133,22 @@ def list_runs(root: Path) -> list[RunState]:
         return []
     states = []
     for folder in root.iterdir():
-        if _NAME.match(folder.name) and is_run(folder):
+        if _NAME.match(folder.name) and not folder.is_symlink() and is_run(folder):
             states.append(read_run(folder))
     return sorted(states, key=lambda s: s.modified, reverse=True)
 
 
 def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return None
+    st = _regular_stat(path)
+    return None if st is None else st.st_mtime
 
 
 def signature(folder: Path) -> tuple:
     """What changes when the run's files change (for watching a run without reading it)."""
     out = []
     for name in (HISTORY, CHECKPOINT, MODEL, METRICS, CONFIG):
-        try:
-            st = (folder / name).stat()
-            out.append((st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append(None)
+        st = _regular_stat(folder / name)
+        out.append(None if st is None else (st.st_mtime_ns, st.st_size))
     return tuple(out)
 
 
@@ -137,9 +167,8 @@ def _number(text: str) -> float | int | None:
 
 def read_history(path: Path) -> list[dict[str, Any]]:
     """The complete rows of a ``history.csv`` (a line still being written is left out)."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    text = _read_text(path)
+    if text is None:
         return []
     lines = text.split("\n")[:-1]  # the part after the last newline is not complete yet
     if not lines:
@@ -156,9 +185,9 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 
 def _planned_epochs(folder: Path) -> int | None:
     try:
-        doc = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+        doc = json.loads(_read_text(folder / CONFIG) or "")
         epochs = doc["config"]["epochs"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
     return epochs if isinstance(epochs, int) else None
 
@@ -177,11 +206,8 @@ def read_run(folder: Path, now: float | None = None) -> RunState:
         now = time.time() if now is None else now
         status = "training" if now - modified < alive else "stopped"
     weights = folder / CHECKPOINT if times[CHECKPOINT] is not None else folder / MODEL
-    try:
-        st = weights.stat()
-        version: str | None = f"{st.st_mtime_ns:x}-{st.st_size:x}"
-    except OSError:
-        version = None
+    st = _regular_stat(weights)
+    version = None if st is None else f"{st.st_mtime_ns:x}-{st.st_size:x}"
     return RunState(
         name=folder.name,
         status=status,
@@ -205,10 +231,12 @@ def first_weights(folder: Path) -> Any:
 
     for name, tensor in ((CHECKPOINT, "param/W1"), (MODEL, None)):
         path = folder / name
-        if not path.is_file():
+        opened = _open_regular(path)
+        if opened is None:
             continue
         try:
-            with safetensors.safe_open(str(path), framework="numpy") as f:
+            # Read through the descriptor opened (without following a symlink) above.
+            with opened, safetensors.safe_open(f"/proc/self/fd/{opened.fileno()}", "numpy") as f:
                 if tensor is None:  # a model file: W¹ is the tensor its document names
                     doc = json.loads((f.metadata() or {}).get("digitnet", "{}"))
                     tensor = doc.get("parameters", {}).get("W1", "0.weight")

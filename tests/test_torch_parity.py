@@ -26,7 +26,7 @@ from digitnet.activations import (  # noqa: E402
     Tanh,
 )
 from digitnet.layers import Dense, Dropout  # noqa: E402
-from digitnet.network import Network  # noqa: E402
+from digitnet.network import Network, Parameter  # noqa: E402
 from digitnet.optim import Adam, GradientDescent, Momentum, get_optimizer  # noqa: E402
 
 M = 7
@@ -170,6 +170,7 @@ def test_dropout_network_gradients_match_torch(activation, cost, output, smoothi
 # -- optimisers -------------------------------------------------------------------------------
 
 SHAPES = {"W1": (4, 3), "b1": (4, 1), "W2": (2, 4), "b2": (2, 1)}
+WEIGHTS = {"W1", "W2"}  # weight decay applies to these, never to the biases
 STEPS = 5
 
 
@@ -235,15 +236,15 @@ def test_optimizer_matches_torch(make_opt, torch_spec):
     opt = make_opt()
     topt = torch_optimizer(
         kind,
-        [p for name, p in theirs.items() if name.startswith("W")],
-        [p for name, p in theirs.items() if name.startswith("b")],
+        [p for name, p in theirs.items() if name in WEIGHTS],
+        [p for name, p in theirs.items() if name not in WEIGHTS],
         lr,
         weight_decay,
         **kw,
     )
     for step in range(1, STEPS + 1):
         grads = {name: rng.normal(0.0, 1.0, shape) for name, shape in SHAPES.items()}
-        opt.step([(name, ours[name], grads[name]) for name in SHAPES])
+        opt.step([Parameter(name, ours[name], grads[name], name in WEIGHTS) for name in SHAPES])
         for name, p in theirs.items():
             p.grad = t64(grads[name])
         topt.step()

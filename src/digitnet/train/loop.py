@@ -30,7 +30,8 @@ import numpy as np
 
 from digitnet.errors import ConfigError, DivergenceError, ShapeError
 from digitnet.layers import Dropout
-from digitnet.optim import GradientDescent, Optimizer, Schedule, get_optimizer
+from digitnet.optim import Optimizer, Schedule, get_optimizer
+from digitnet.train.fused import fused_step_for
 
 #: one dict per epoch: epoch, loss, accuracy, val_loss, val_accuracy, seconds, lr
 History = list[dict[str, Any]]
@@ -184,14 +185,10 @@ class Trainer:
         self.parameters = net.parameters()
         self._batch_rows: dict[int, np.ndarray] = {}
         self._Y_bufs: dict[int, np.ndarray] = {}
-        # Two fast paths, the same arithmetic as the general one up to float rounding (the tests
-        # train both ways and compare): softmax + cross-entropy on one-hot targets reads the
-        # labels and never builds Y (Network.loss_and_output_gradient); plain SGD (no momentum,
-        # no weight decay) moves each dense layer's θ inside its backward pass, the step's α
-        # joined to the 1/m on dZᴸ (Network.backpropagate with alpha, Dense.backward_sgd).
-        smoothing = getattr(net.cost, "label_smoothing", 0.0)
-        self.from_labels = bool(getattr(net, "fused", False)) and not smoothing
-        self.sgd_in_backward = type(self.opt) is GradientDescent and not self.opt.weight_decay
+        # The fused step for softmax + cross-entropy trained by plain SGD, when it applies: the
+        # plain path's arithmetic up to float rounding (train/fused.py; tests/test_fused.py
+        # trains both ways and compares). None: the plain path, forward, backward, step.
+        self.fused_step = fused_step_for(net, self.opt)
         self._y_order: np.ndarray | None = None  # the labels in the epoch's order
 
         # where training is
@@ -287,32 +284,33 @@ class Trainer:
             if self.augment is not None:
                 self.augment(rows, self.aug_rng, out=rows)
             A0, yb = rows.T, self._y_order[k * bs : (k + 1) * bs]  # A⁰ = X for this batch
-        A = net.forward(A0, training=True)
-        if self.from_labels:
-            batch_loss, grad = net.loss_and_output_gradient(yb)  # C, and dZᴸ = Aᴸ - Y
+        if self.fused_step is not None:
+            batch_loss, A = self.fused_step.forward_cost(A0, yb)
+            self._check_finite(batch_loss, epoch, k)
+            opt.t += 1  # the step Optimizer.step would count
+            self.fused_step.backward_sgd(opt.alpha)
         else:
+            A = net.forward(A0, training=True)  # the plain path: forward,
             n = yb.shape[0]
             Yb = self._Y_bufs.get(n)
             if Yb is None:
                 Yb = self._Y_bufs[n] = np.empty((net.n_outputs, n), dtype=net.dtype)
             Y = net.targets(yb, out=Yb)
             batch_loss = net.cost_value(A, Y, net.log_output())
-            grad = net.output_gradient(A, Y)  # dZᴸ = Aᴸ - Y, or ∂ℓ/∂Aᴸ
+            self._check_finite(batch_loss, epoch, k)
+            net.backpropagate(net.output_gradient(A, Y))  # backward: dW, db of every layer,
+            opt.step(self.parameters)  # and θ := θ - α dθ (or another optimiser's rule)
+        self.loss_sum += batch_loss * yb.shape[0]
+        self.correct += int(np.count_nonzero(A.argmax(axis=0) == yb))
+        return batch_loss
+
+    def _check_finite(self, batch_loss: float, epoch: int, k: int) -> None:
         if not math.isfinite(batch_loss):
             raise DivergenceError(
                 f"The cost became {batch_loss} at epoch {epoch}, batch {k + 1}: training "
                 f"diverged with learning rate {self.base_alpha:g}.",
                 f"try a smaller learning rate, such as {self.base_alpha / 10:g}",
             )
-        self.loss_sum += batch_loss * yb.shape[0]
-        self.correct += int(np.count_nonzero(A.argmax(axis=0) == yb))
-        if self.sgd_in_backward:
-            opt.t += 1  # the step Optimizer.step would count
-            net.backpropagate(grad, alpha=opt.alpha)  # and θ := θ - α dθ, layer by layer
-        else:
-            net.backpropagate(grad)  # dW, db of every layer
-            opt.step(self.parameters)
-        return batch_loss
 
     def _end_epoch(self) -> None:
         m = self.m

@@ -25,7 +25,7 @@ from digitnet.data.augment import get_augmenter
 from digitnet.data.datasets import Dataset
 from digitnet.errors import ConfigError, DataError
 from digitnet.network import Network, parse_spec
-from digitnet.optim import Schedule
+from digitnet.optim import Schedule, optimizer_options
 from digitnet.presets import TrainConfig
 from digitnet.train.loop import BatchCallback, Callback, History, Trainer
 
@@ -206,8 +206,8 @@ def prepare(
         batch_size=config.batch_size,
         optimizer=config.optimizer,
         learning_rate=config.learning_rate,
-        momentum=config.momentum,
         weight_decay=config.weight_decay,
+        **_momentum(config),
         schedule=build_schedule(config),
         validation_data=val,
         rng=order_rng,
@@ -218,6 +218,12 @@ def prepare(
         augment=None if config.augment == "none" else get_augmenter(config.augment),
     )
     return TrainingRun(config, data, trainer, train_idx, val_idx)
+
+
+def _momentum(config: TrainConfig) -> dict[str, float]:
+    """``momentum`` for the optimisers that take it (get_optimizer refuses it for the others)."""
+    takes = "momentum" in optimizer_options(config.optimizer)
+    return {"momentum": config.momentum} if takes else {}
 
 
 def run(config: TrainConfig, data: Dataset, callbacks: list[Callback] | None = None) -> RunResult:

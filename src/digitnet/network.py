@@ -85,9 +85,13 @@ class Parameter(tuple[str, np.ndarray, np.ndarray]):
 _DEFAULT_INIT = {"relu": "he", "leaky_relu": "he", "identity": "glorot"}
 
 
+#: the floating-point types a network computes in
+DTYPES = ("float32", "float64")
+
+
 def _resolve_dtype(dtype: Any) -> np.dtype:
     dt = np.dtype(dtype)
-    if dt not in (np.float32, np.float64):
+    if dt.name not in DTYPES:
         raise ConfigError(f"The dtype must be float32 or float64; got {dtype!r}.")
     return dt
 
@@ -228,7 +232,8 @@ class Network:
         return f"Network([{inner}], cost={self.cost!r}, dtype={self.dtype.name})"
 
     # -- the passes --------------------------------------------------------------------------
-    def _check_input(self, X: np.ndarray) -> np.ndarray:
+    def check_input(self, X: np.ndarray) -> np.ndarray:
+        """``X`` as this network takes it: ``(n_inputs, m)`` in its dtype; else a ShapeError."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[0] != self.n_inputs:
             raise ShapeError(
@@ -297,7 +302,7 @@ class Network:
 
         Inference allocates its own arrays and keeps no state, so it is safe from several threads.
         """
-        X = self._check_input(X)
+        X = self.check_input(X)
         out = np.empty((self.n_outputs, X.shape[1]), dtype=self.dtype)
         with np.errstate(over="ignore", under="ignore"):
             for start, Xc in self._chunks(X, batch_size):
@@ -310,7 +315,7 @@ class Network:
 
     def evaluate(self, X: np.ndarray, y: np.ndarray, batch_size: int = 8192) -> tuple[float, float]:
         """``(cost, accuracy)`` on labelled data, at inference (no dropout)."""
-        X = self._check_input(X)
+        X = self.check_input(X)
         y = np.asarray(y)
         total, correct = 0.0, 0
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):

@@ -66,7 +66,16 @@ def _non_negative_float(text: str) -> float:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from digitnet.data.sources import DATASET_NAMES
-    from digitnet.presets_names import ACTIVATION_NAMES, OPTIMIZER_NAMES, PRESET_NAMES
+    from digitnet.presets_names import (
+        ACTIVATION_NAMES,
+        AUGMENT_NAMES,
+        DTYPE_NAMES,
+        INIT_NAMES,
+        LOSS_NAMES,
+        OPTIMIZER_NAMES,
+        PRESET_NAMES,
+        SCHEDULE_NAMES,
+    )
 
     train = sub.add_parser(
         "train",
@@ -89,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--loss",
-        choices=["ce", "mse"],
+        choices=LOSS_NAMES,
         help="cross-entropy (softmax output) or mean squared error (sigmoid output)",
     )
     train.add_argument(
@@ -120,7 +129,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--augment",
-        choices=["none", "affine", "elastic", "both"],
+        choices=AUGMENT_NAMES,
         help="distort each training batch afresh: random shift, rotation, scale and shear "
         "(affine), smooth elastic warps (Simard et al. 2003), or both",
     )
@@ -129,11 +138,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--label-smoothing", type=fraction, metavar="ε", help="label smoothing for cross-entropy"
     )
     train.add_argument(
-        "--schedule", choices=["constant", "step", "cosine"], help="learning-rate schedule"
+        "--schedule", choices=SCHEDULE_NAMES, help="learning-rate schedule"
     )
     train.add_argument(
         "--init",
-        choices=["he", "glorot", "xavier", "lecun", "uniform"],
+        choices=INIT_NAMES,
         help="weight initialisation",
     )
     train.add_argument(
@@ -142,7 +151,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FRACTION",
         help="fraction of the training set held out for validation",
     )
-    train.add_argument("--dtype", choices=["float32", "float64"], help="floating-point type")
+    train.add_argument("--dtype", choices=DTYPE_NAMES, help="floating-point type")
     train.add_argument(
         "--data-dir",
         metavar="DIR",

@@ -32,6 +32,7 @@ from digitnet.errors import ConfigError, DivergenceError, ShapeError
 from digitnet.layers import Dropout
 from digitnet.optim import Optimizer, Schedule, get_optimizer
 from digitnet.train.fused import fused_step_for
+from digitnet.train.threads import BlasThreads, largest_product
 
 #: one dict per epoch: epoch, loss, accuracy, val_loss, val_accuracy, seconds, lr
 History = list[dict[str, Any]]
@@ -56,6 +57,11 @@ def dropout_generators(net: Any) -> list[np.random.Generator]:
         if isinstance(layer, Dropout) and not any(layer.rng is g for g in gens):
             gens.append(layer.rng)
     return gens
+
+
+def _is_int(value: Any) -> bool:
+    """An integer (NumPy's too), not a bool and not a float that happens to be whole."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def _set_rng_state(gen: np.random.Generator, state: Any, what: str) -> None:
@@ -134,8 +140,10 @@ class Trainer:
                 f"Labels must be integers in [0, {net.n_outputs - 1}]; "
                 f"got values from {labels.min()} to {labels.max()}."
             )
-        if epochs < 0:
-            raise ShapeError(f"epochs must be >= 0; got {epochs}.")
+        if not _is_int(epochs) or epochs < 0:
+            raise ConfigError(f"epochs must be an integer >= 0; got {epochs!r}.")
+        if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
+            raise ConfigError(f"batch_size must be a positive integer or None; got {batch_size!r}.")
         if early_stopping is not None:
             if (
                 isinstance(early_stopping, bool)
@@ -167,8 +175,6 @@ class Trainer:
 
         self.m = m
         self.batch_size = m if batch_size is None or batch_size >= m else int(batch_size)
-        if self.batch_size < 1:
-            raise ShapeError(f"batch_size must be a positive integer or None; got {batch_size}.")
         bs = self.batch_size
         # augmenting needs a gathered copy to distort
         self.full_batch = bs == m and augment is None
@@ -228,7 +234,10 @@ class Trainer:
             raise ConfigError(
                 f"{self.epochs_done} epochs are done already, more than the {self.epochs} asked."
             )
-        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        # BLAS threads by the size of the products and the CPUs free (train/threads.py)
+        threads = BlasThreads(largest_product(self.net, self.batch_size))
+        with threads, np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            self._threads = threads
             while not self.finished:
                 if self._run_batches():
                     return self.history
@@ -255,6 +264,7 @@ class Trainer:
             while self.k < n_batches:
                 batch_loss = self._step(self.k)
                 self.k += 1
+                self._threads.check()
                 for cb in self.on_batch:
                     cb(self.k, n_batches, batch_loss)
                 if self.k < n_batches and self.should_stop is not None and self.should_stop():

@@ -72,6 +72,13 @@ def _numpy_blas() -> list[Any]:
     return mine or libs
 
 
+def choose(n_cpus: int, others: float, most: int) -> int:
+    """Threads for ``n_cpus`` CPUs of which others keep ``others`` CPUs' worth busy, at most
+    ``most``: one per CPU not taken (a CPU is taken from :data:`TAKEN` of it on), at least one."""
+    taken = math.ceil(others - TAKEN) if others > TAKEN else 0
+    return max(1, min(most, n_cpus - taken))
+
+
 def largest_product(net: Any, batch_size: int) -> int:
     """Multiply-adds of the largest matrix product in one training step of ``net``."""
     return max(
@@ -101,8 +108,9 @@ class BlasThreads:
         self.libs = _numpy_blas()
         self.original = [lib.get_num_threads() or 1 for lib in self.libs]
         self.most = min([*self.original, len(self.cpus)]) if self.libs else 1
+        self.threads = min(self.original, default=1)  # what BLAS has now
+        self._set(1)  # training starts on one thread
         if self.most > 1 and self.product >= SMALL_PRODUCT:
-            self._set(1)
             self._mark()
             self.next_check = time.perf_counter() + FIRST_CHECK_S
         else:
@@ -114,7 +122,7 @@ class BlasThreads:
             lib.set_num_threads(n)
 
     def _set(self, n: int) -> None:
-        if n != self.threads or not self.libs:
+        if n != self.threads:
             for lib in self.libs:
                 lib.set_num_threads(n)
         self.threads = n
@@ -140,5 +148,4 @@ class BlasThreads:
         if others is None:
             self.next_check = math.inf  # /proc/stat unreadable: stay on one thread
             return
-        free = len(self.cpus) - math.ceil(others - TAKEN) if others > TAKEN else len(self.cpus)
-        self._set(max(1, min(self.most, free)))
+        self._set(choose(len(self.cpus), others, self.most))

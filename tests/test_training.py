@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from digitnet import Network
-from digitnet.errors import ConfigError, DivergenceError, ShapeError
-from digitnet.optim import Schedule
+from digitnet.errors import DivergenceError, ShapeError
 
 
 def _toy(rng, m=600, n=784):
@@ -96,31 +95,6 @@ def test_fit_checks_labels():
         net.fit(np.zeros((784, 4), np.float32), np.array([0, 1, 2, 10]), epochs=1)
 
 
-def test_bad_components_list_the_valid_ones():
-    with pytest.raises(ConfigError, match="one of arctan, identity, leaky_relu"):
-        Network.from_spec("784-8-10", activation="swish")
-    with pytest.raises(ConfigError, match="cost must be one of"):
-        Network.from_spec("784-8-10", cost="hinge")
-    with pytest.raises(ConfigError, match="softmax output"):
-        Network.from_spec("784-8-10", output="sigmoid", cost="ce")
-    with pytest.raises(ConfigError, match="optimizer must be one of"):
-        Network.from_spec("784-8-10").fit(
-            np.zeros((784, 2), np.float32), np.zeros(2, int), optimizer="rmsprop"
-        )
-    with pytest.raises(ConfigError, match="label_smoothing applies to the cross-entropy"):
-        Network.from_spec("784-8-10", cost="mse", label_smoothing=0.1)
-    with pytest.raises(ConfigError, match="schedule must be one of"):
-        Schedule("linear")
-
-
-def test_float64_on_request(rng):
-    X, y = _toy(rng, m=100)
-    net = Network.from_spec("784-8-10", seed=0, dtype="float64")
-    net.fit(X, y, epochs=1, batch_size=32)
-    assert all(p.dtype == np.float64 for _, p, _ in net.parameters())
-    assert net.predict_proba(X).dtype == np.float64
-
-
 def test_full_batch_is_plain_gradient_descent(rng):
     """batch_size=None: each epoch is one step on all examples, in their own order."""
     X, y = _toy(rng, m=64)
@@ -135,17 +109,6 @@ def test_full_batch_is_plain_gradient_descent(rng):
             theta -= 0.1 * dtheta
     for (_, p, _), (_, q, _) in zip(a.parameters(), b.parameters(), strict=True):
         np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-15)
-
-
-def test_schedules():
-    cos = Schedule("cosine", warmup_epochs=1)
-    assert cos.factor(0.5, 10) == pytest.approx(0.5)
-    assert cos.factor(0.0, 10) == 0.0
-    assert cos.factor(1, 10) == pytest.approx(1.0)
-    assert cos.factor(5.5, 10) == pytest.approx(0.5)
-    assert cos.factor(10, 10) == pytest.approx(0.0, abs=1e-12)
-    step = Schedule("step", step_epochs=2, gamma=0.5)
-    assert [step.factor(e, 10) for e in (0, 1.9, 2, 4.5)] == [1, 1, 0.5, 0.25]
 
 
 def test_predict(rng):

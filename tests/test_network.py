@@ -152,3 +152,22 @@ def test_float64_on_request(rng):
     net.fit(X, y, epochs=1, batch_size=32)
     assert all(p.dtype == np.float64 for _, p, _ in net.parameters())
     assert net.predict_proba(X).dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    "name, W_std, b_zero",
+    [
+        ("he", np.sqrt(2 / 400), True),
+        ("lecun", np.sqrt(1 / 400), True),
+        ("glorot", np.sqrt(2 / 500), True),
+        ("uniform", np.sqrt(1 / 12), False),
+    ],
+)
+def test_initialisers_shapes_and_spread(name, W_std, b_zero):
+    """init(rng, n_in, n_out) -> W (n_out, n_in), b (n_out, 1), with the documented spread."""
+    from digitnet.init import get_initialiser
+
+    W, b = get_initialiser(name)(np.random.default_rng(0), 400, 100)
+    assert W.shape == (100, 400) and b.shape == (100, 1)
+    assert W.std() == pytest.approx(W_std, rel=0.03)
+    assert (not b.any()) == b_zero

@@ -81,9 +81,7 @@ def choose(n_cpus: int, others: float, most: int) -> int:
 
 def largest_product(net: Any, batch_size: int) -> int:
     """Multiply-adds of the largest matrix product in one training step of ``net``."""
-    return max(
-        (layer.W.size * batch_size for layer in getattr(net, "dense_layers", [])), default=0
-    )
+    return max((layer.W.size * batch_size for layer in getattr(net, "dense_layers", [])), default=0)
 
 
 class BlasThreads:

@@ -260,19 +260,30 @@ def wait_for_quiet(limit_s: float) -> float:
 
 # -- the three systems -------------------------------------------------------------------------
 class DigitnetRunner:
-    def __init__(self, spec: str, X: np.ndarray, y: np.ndarray) -> None:
+    """digitnet's epochs as ``fit`` runs them, or with another step (``--tricks``).
+
+    ``step``: ``"fit"`` (whatever ``fit`` chooses: the fused step of train/fused.py for this
+    SGD training), ``None`` (the plain path: forward, backward, ``Optimizer.step``), or a class
+    of fused step (one of :func:`trick_variants`).
+    """
+
+    def __init__(self, spec: str, X: np.ndarray, y: np.ndarray, step: Any = "fit") -> None:
         import digitnet
 
         self.net = digitnet.Network.from_spec(spec, seed=0)
         self.X, self.y = X, y
+        self.step = step
         self.epochs_run = 0
         self.last: dict[str, Any] = {}
 
     def epochs(self, n: int) -> list[float]:
-        """Seconds of each of ``n`` back-to-back epochs of one ``fit`` call."""
+        """Seconds of each of ``n`` back-to-back epochs of one training (as one ``fit`` call)."""
+        from digitnet.train.loop import Trainer
+
         self.epochs_run += 1
         stamps = [time.perf_counter()]
-        history = self.net.fit(
+        trainer = Trainer(
+            self.net,
             self.X,
             self.y,
             epochs=n,
@@ -282,6 +293,9 @@ class DigitnetRunner:
             seed=self.epochs_run,
             callbacks=[lambda _record: stamps.append(time.perf_counter())],
         )
+        if self.step != "fit":
+            trainer.fused_step = None if self.step is None else self.step(self.net)
+        history = trainer.train()
         self.last = history[-1]
         return [b - a for a, b in itertools.pairwise(stamps)]
 
@@ -408,6 +422,246 @@ class GemmFloor:
             parts["dA_prev = Wᵀ·dZ"] = t_da
             parts["dW = dZ·Aᵀ"] = t_dw - t_da
         return total
+
+
+# -- the speed tricks of digitnet.train.fused, each turned off in turn (--tricks) ---------------
+def trick_variants() -> dict[str, Any]:
+    """The fused step, the same step with one of its tricks replaced by the plain arithmetic,
+    and the plain path (``None``). The trick numbers are those of train/fused.py's docstring."""
+    from digitnet.activations import ReLU
+    from digitnet.layers import Dense
+    from digitnet.train.fused import SoftmaxCrossEntropySGD as Fused
+
+    class NoLabels(Fused):
+        """Trick 1 off: the softmax layer's forward, a one-hot Y, CrossEntropy.value on the
+        exact log-softmax, dZ = A - Y (the plain path's output step)."""
+
+        def output(self, Z, y):
+            net = self.net
+            A = net.layers[-1].forward(Z, training=True)
+            Y = net.targets(y, out=np.empty_like(A))
+            return net.cost_value(A, Y, net.log_output()), A, net.output_gradient(A, Y)
+
+    class NoStepInBackward(Fused):
+        """Trick 2 off: dW = 1/m dZ·Aᵀ and db = 1/m Σ dZ stored, then θ := θ - α dθ apart."""
+
+        def backward_sgd(self, alpha):
+            grad, inputs = self.dZ, self.inputs
+            for i in range(len(self.layers) - 1, self.first_dense - 1, -1):
+                layer, A_prev = self.layers[i], inputs[i]
+                if isinstance(layer, Dense):
+                    m = grad.shape[1]
+                    dW = np.matmul(
+                        grad, A_prev.T, out=self._buf(("dW", i), layer.W.shape, grad.dtype)
+                    )
+                    dW *= 1.0 / m
+                    ones = self._const(f"1/{m}", (m, 1), grad.dtype, 1.0)
+                    db = np.matmul(grad, ones, out=self._buf(("db", i), layer.b.shape, grad.dtype))
+                    db *= 1.0 / m
+                    nxt = None
+                    if i != self.first_dense:
+                        out = self._buf(("dA", i), (layer.n_in, m), grad.dtype)
+                        nxt = np.matmul(layer.W.T, grad, out=out)
+                    dW *= alpha
+                    layer.W -= dW
+                    db *= alpha
+                    layer.b -= db
+                    grad = nxt
+                elif isinstance(layer, ReLU):
+                    grad = grad * (inputs[i + 1] > 0)
+                else:
+                    grad = layer.backward(grad)
+
+    class NoReusedArrays(Fused):
+        """Trick 3 off: every array new each step, ReLU against the scalar 0, db by np.sum."""
+
+        def forward(self, A0):
+            inputs, A = [A0], A0
+            for layer in self.layers:
+                if isinstance(layer, Dense):
+                    A = layer.W @ A
+                    A += layer.b
+                elif isinstance(layer, ReLU):
+                    A = np.maximum(A, 0)
+                else:
+                    A = layer.forward(A, training=True)
+                inputs.append(A)
+            return inputs
+
+        def backward_sgd(self, alpha):
+            grad, inputs = self.dZ * (alpha / self.dZ.shape[1]), self.inputs
+            for i in range(len(self.layers) - 1, self.first_dense - 1, -1):
+                layer, A_prev = self.layers[i], inputs[i]
+                if isinstance(layer, Dense):
+                    nxt = layer.W.T @ grad if i != self.first_dense else None
+                    layer.W -= grad @ A_prev.T
+                    layer.b -= grad.sum(axis=1, keepdims=True)
+                    grad = nxt
+                elif isinstance(layer, ReLU):
+                    grad = grad * (inputs[i + 1] > 0)
+                else:
+                    grad = layer.backward(grad)
+
+    return {
+        "fused (what fit runs)": Fused,
+        "- 1 cost from labels": NoLabels,
+        "- 2 step in backward": NoStepInBackward,
+        "- 3 reused arrays": NoReusedArrays,
+        "plain path": None,
+    }
+
+
+def run_tricks(args: argparse.Namespace) -> dict[str, Any]:
+    """Each variant's seconds per epoch, alternating, as medians over rounds, against torch."""
+    env, _limiter = setup_threads()
+    (rows, y, _rt, _yt), _loader = load_data(Path(args.data_dir))
+    X = rows.T
+    variants = trick_variants()
+    print("digitnet's speed tricks (train/fused.py), each turned off in turn; seconds per epoch")
+    print(f"  numpy BLAS threads: {[b.get('num_threads') for b in env['numpy BLAS']]}")
+    print(f"  load average before: {os.getloadavg()}")
+    systems = {
+        spec: {
+            **{name: DigitnetRunner(spec, X, y, cls) for name, cls in variants.items()},
+            "torch": TorchRunner(spec, rows, y),
+        }
+        for spec in ARCHS
+    }
+    meter = LoadMeter()
+    names = [*variants, "torch"]
+    times: dict[str, dict[str, list[float]]] = {s: {n: [] for n in names} for s in ARCHS}
+    others: list[float] = []
+    for r in range(args.rounds + 1):  # round 0 warms up and is not recorded
+        if args.wait_quiet > 0:
+            wait_for_quiet(args.wait_quiet)
+        start = meter.start()
+        for spec in ARCHS:
+            for name in names if r % 2 else names[::-1]:
+                time.sleep(args.pause)
+                t = statistics.median(systems[spec][name].epochs(args.epochs))
+                if r:
+                    times[spec][name].append(t)
+        load = meter.since(start)["others_cores"]
+        if r:
+            others.append(load if load is not None else math.nan)
+            print(
+                f"  round {r}: others used {load:.2f} cores; load average {os.getloadavg()[0]:.2f}"
+            )
+    print()
+    summary: dict[str, Any] = {}
+    for spec in ARCHS:
+        t = times[spec]
+        fused = t[names[0]]
+        print(f"{spec}: median s/epoch, paired ratio to the fused step, paired ratio to torch")
+        summary[spec] = {}
+        for name in names:
+            med = statistics.median(t[name])
+            vs_fused = statistics.median(a / b for a, b in zip(t[name], fused, strict=True))
+            vs_torch = statistics.median(a / b for a, b in zip(t[name], t["torch"], strict=True))
+            spread = f"{min(t[name]):.4f}-{max(t[name]):.4f}"
+            print(f"  {name:<24}{med:9.4f}  ({spread})  x{vs_fused:5.2f}  dn/torch {vs_torch:5.2f}")
+            summary[spec][name] = {"median_s": med, "over_fused": vs_fused, "over_torch": vs_torch}
+    print(f"\nothers used {min(others):.2f}-{max(others):.2f} cores over the rounds")
+    return {"environment": env, "summary": summary, "times": times, "others_cores": others}
+
+
+# -- a busy neighbour (--busy) -----------------------------------------------------------------
+#: ``digitnet train`` arguments per preset for --busy: whole runs where they are short, else a
+#: few epochs (the per-step work, which is what the threads change, is the same)
+BUSY_RUNS = {
+    "tutorial": [],
+    "seed-16-16": ["--epochs", "3"],
+    "sigmoid-mse": ["--epochs", "2"],
+    "default": ["--epochs", "2"],
+    "best": ["--epochs", "1"],
+}
+
+
+def _neighbour(cpu: int) -> Any:
+    """A process that keeps CPU ``cpu`` busy (a pure-Python loop pinned to it)."""
+    import subprocess
+
+    return subprocess.Popen(
+        [sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"]
+    )
+
+
+def _train_seconds(preset: str, env: dict[str, str], out: Path) -> float:
+    import subprocess
+
+    cmd = [sys.executable, "-m", "digitnet", "train", "--preset", preset, *BUSY_RUNS[preset]]
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [*cmd, "--out", str(out)], env=env, capture_output=True, text=True, timeout=3600
+    )
+    dt = time.perf_counter() - t0
+    if done.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr}")
+    return dt
+
+
+def run_busy(args: argparse.Namespace) -> dict[str, Any]:
+    """Each preset's ``digitnet train`` wall time: quiet and beside a busy neighbour, with the
+    threads digitnet chooses and on one BLAS thread, alternating; optionally also an older
+    digitnet (``--compare-src``) as it ran before the thread choice."""
+    import tempfile
+
+    cpus = sorted(os.sched_getaffinity(0))
+    base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if _PRESET_OPENBLAS_THREADS is not None:
+        base["OPENBLAS_NUM_THREADS"] = _PRESET_OPENBLAS_THREADS
+    conditions: dict[str, dict[str, str]] = {
+        "chosen": base,
+        "1 thread": {**base, "OPENBLAS_NUM_THREADS": "1"},
+    }
+    if args.compare_src:
+        conditions["before"] = {**base, "PYTHONPATH": args.compare_src}
+    presets = args.presets.split(",") if args.presets else list(BUSY_RUNS)
+    print("digitnet train beside a busy neighbour, wall seconds (the same run on one thread too)")
+    print(f"  CPUs {cpus}; the neighbour is pinned to CPU {cpus[-1]}; runs: {BUSY_RUNS}")
+    print(f"  load average before: {os.getloadavg()}")
+    times: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for busy in (False, True) if r % 2 == 0 else (True, False):
+                neighbour = _neighbour(cpus[-1]) if busy else None
+                try:
+                    time.sleep(0.5)
+                    for preset in presets:
+                        names = list(conditions) if r % 2 == 0 else list(conditions)[::-1]
+                        for name in names:
+                            out = Path(tmp) / f"{preset}-{name}-{busy}-{r}".replace(" ", "_")
+                            dt = _train_seconds(preset, conditions[name], out)
+                            key = f"{'busy' if busy else 'quiet'}, {name}"
+                            times.setdefault(preset, {}).setdefault(key, []).append(dt)
+                            print(
+                                f"  round {r + 1} {preset:<12} {key:<18} {dt:7.2f} s  "
+                                f"(load {os.getloadavg()[0]:.1f})",
+                                flush=True,
+                            )
+                finally:
+                    if neighbour is not None:
+                        neighbour.kill()
+                        neighbour.wait()
+    print()
+    print(
+        f"{'preset':<13}"
+        + "".join(f"{k:>18}" for k in times[presets[0]])
+        + "   busy: chosen/1 thread"
+    )
+    summary: dict[str, Any] = {}
+    for preset in presets:
+        med = {k: statistics.median(v) for k, v in times[preset].items()}
+        ratio = med["busy, chosen"] / med["busy, 1 thread"]
+        summary[preset] = {**med, "busy_chosen_over_one_thread": ratio}
+        verdict = "met" if ratio <= 1.3 else "NOT met"
+        print(
+            f"{preset:<13}"
+            + "".join(f"{v:18.2f}" for v in med.values())
+            + f"   {ratio:.2f} ({verdict})"
+        )
+    print(f"  medians over {args.rounds} rounds; load average after: {os.getloadavg()}")
+    return {"summary": summary, "times": times}
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -718,12 +972,36 @@ def main(argv: list[str] | None = None) -> int:
         "spinning BLAS/OpenMP threads are asleep (default 0.3)",
     )
     p.add_argument("--json", metavar="FILE", help="also write every measurement to FILE")
+    p.add_argument(
+        "--tricks",
+        action="store_true",
+        help="time the fused step of train/fused.py with each of its tricks turned off in turn, "
+        "and the plain path, against torch (--rounds rounds, alternating)",
+    )
+    p.add_argument(
+        "--busy",
+        action="store_true",
+        help="time 'digitnet train --preset P' quiet and beside a process keeping one CPU busy, "
+        "with digitnet's choice of BLAS threads and on one thread (--rounds rounds)",
+    )
+    p.add_argument("--presets", help="--busy: comma-separated presets (default: all)")
+    p.add_argument(
+        "--compare-src",
+        metavar="DIR",
+        help="--busy: also time the digitnet whose src/ folder is DIR (PYTHONPATH), such as a "
+        "checkout from before the thread choice",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.infer_reps, args.epochs = 2, 3, 2
         args.max_rounds = args.max_rounds or 4
     args.max_rounds = max(args.max_rounds or 3 * args.rounds, args.rounds)
-    result = run(args)
+    if args.busy:
+        result = run_busy(args)
+    elif args.tricks:
+        result = run_tricks(args)
+    else:
+        result = run(args)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
         print(f"\nwrote {args.json}")

@@ -13,9 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 
+from digitnet.activations import LeakyReLU, ReLU
 from digitnet.layers import Dense, Dropout, Layer
 from digitnet.network import Network
+
+#: examples per batch, and the small network every whole-network test builds
+M = 7
+SPEC = "6-5-4-3"
 
 #: central-difference step and the largest accepted relative error, both for float64
 H = 1e-6
@@ -151,3 +157,84 @@ def make_data(
     y = np.arange(m) % n_out
     rng.shuffle(y)
     return X, y
+
+
+def lone_layer_gradients(layer, A, rng, reset=None):
+    """``(analytic dA_prev, m·∂f/∂A_prev)`` for ``f = 1/m Σ R ⊙ layer.forward(A)``.
+
+    ``reset`` (if given) is called before every forward pass: it fixes a dropout mask.
+    """
+    reset = reset or (lambda: None)
+    m = A.shape[1]
+    reset()
+    R = rng.normal(0.0, 1.0, layer.forward(A, training=True).shape)
+
+    def f() -> float:
+        reset()
+        return float(np.sum(R * layer.forward(A, training=True)) / m)
+
+    numeric = m * numerical_gradient(f, A)
+    reset()
+    layer.forward(A, training=True)
+    analytic = layer.backward(R.copy())
+    return np.array(analytic, copy=True), numeric, f, R
+
+
+def kinked(rng, shape):
+    # ReLU-like layers: keep |Z| > 1e-3 so the FD step never crosses the kink at 0
+    return away_from_zero(rng, shape, scale=1.0, margin=1e-2)
+
+
+def smooth(rng, shape):
+    return rng.normal(0.0, 2.0, shape)
+
+
+#: (cost, output, label smoothing) of the whole-network tests
+COST_CASES = [
+    pytest.param("cross_entropy", "softmax", 0.0, id="ce-softmax"),
+    pytest.param("cross_entropy", "softmax", 0.1, id="ce-softmax-smooth0.1"),
+    pytest.param("mse", "sigmoid", 0.0, id="mse-sigmoid"),
+    pytest.param("mse", "identity", 0.0, id="mse-identity"),
+    pytest.param("mse", "softmax", 0.0, id="mse-softmax"),
+]
+
+
+def build_network(activation, cost, output, smoothing=0.0, dropout=0.0, seed=0):
+    rng = np.random.default_rng(1000 + seed)
+    net = Network.from_spec(
+        SPEC,
+        activation=activation,
+        output=output,
+        cost=cost,
+        label_smoothing=smoothing,
+        dropout=dropout,
+        dtype=np.float64,
+        seed=seed,
+    )
+    for layer in net.dense_layers:  # non-zero biases (He/Glorot start them at 0)
+        layer.b += rng.normal(0.0, 0.1, layer.b.shape)
+    X, y = make_data(rng, net.n_inputs, net.n_outputs, M)
+    Y = net.targets(y)
+    np.testing.assert_allclose(Y, one_hot(y, net.n_outputs, smoothing), rtol=0, atol=1e-15)
+    return net, X, Y
+
+
+def check_network_gradients(net, X, Y, label):
+    if any(isinstance(layer, (ReLU, LeakyReLU)) for layer in net.layers):
+        # no hidden pre-activation within reach of the FD step (else pick another seed)
+        assert min(np.min(np.abs(Z)) for Z in hidden_preactivations(net, X)) > 1e-4
+    analytic = backprop(net, X, Y)
+    assert set(analytic) == {"W1", "b1", "W2", "b2", "W3", "b3"}
+    for name, theta, _ in net.parameters():
+        numeric = numerical_gradient(lambda: reference_cost(net, X, Y), theta)
+        assert np.linalg.norm(numeric) > 1e-8, f"{label} {name}: vanishing gradient, no test"
+        assert_grad_close(analytic[name], numeric, f"{label} {name}")
+
+
+def strict_float_errors():
+    """Every NumPy floating-point error raises, and every warning is an error.
+
+    Underflow is the exception: ``e^(-2000)`` rounding to 0 is the correct float answer (NumPy
+    ignores underflow by default), and softmax at logits of ±1000 must produce it.
+    """
+    return np.errstate(over="raise", divide="raise", invalid="raise", under="ignore")

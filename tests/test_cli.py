@@ -42,14 +42,39 @@ def test_no_command_prints_help(capsys):
 
 
 def test_names_in_step_with_registries():
+    """The light name lists of --help are the registries' names, and they are the CLI's choices."""
+    from digitnet import presets_names as names
     from digitnet.activations import ACTIVATIONS
-    from digitnet.optim import OPTIMIZERS
+    from digitnet.costs import COSTS
+    from digitnet.data.augment import KINDS
+    from digitnet.init import INITIALISERS
+    from digitnet.network import DTYPES
+    from digitnet.optim import OPTIMIZERS, Schedule
     from digitnet.presets import PRESETS
-    from digitnet.presets_names import ACTIVATION_NAMES, OPTIMIZER_NAMES, PRESET_NAMES
 
-    assert set(ACTIVATION_NAMES) == set(ACTIVATIONS) - {"softmax"}
-    assert set(OPTIMIZER_NAMES) == set(OPTIMIZERS)
-    assert set(PRESET_NAMES) == set(PRESETS)
+    assert set(names.ACTIVATION_NAMES) == set(ACTIVATIONS) - {"softmax"}
+    assert set(names.OPTIMIZER_NAMES) == set(OPTIMIZERS)
+    assert set(names.PRESET_NAMES) == set(PRESETS)
+    # the short names of the costs, one per cost
+    assert set(names.LOSS_NAMES) <= set(COSTS)
+    assert {COSTS[n] for n in names.LOSS_NAMES} == set(COSTS.values())
+    assert tuple(names.AUGMENT_NAMES) == KINDS
+    assert tuple(names.SCHEDULE_NAMES) == Schedule.KINDS
+    assert set(names.INIT_NAMES) == set(INITIALISERS)
+    assert tuple(names.DTYPE_NAMES) == DTYPES
+
+    def choices(command):
+        sub = next(a for a in cli.build_parser()._actions if a.choices and command in a.choices)
+        return {a.dest: a.choices for a in sub.choices[command]._actions if a.choices}
+
+    train, grad = choices("train"), choices("gradcheck")
+    assert train["preset"] == names.PRESET_NAMES and train["activation"] == names.ACTIVATION_NAMES
+    assert train["loss"] == grad["loss"] == names.LOSS_NAMES
+    assert train["optimizer"] == names.OPTIMIZER_NAMES
+    assert train["augment"] == names.AUGMENT_NAMES
+    assert train["schedule"] == names.SCHEDULE_NAMES
+    assert train["init"] == names.INIT_NAMES
+    assert train["dtype"] == names.DTYPE_NAMES
 
 
 def test_train_writes_metrics_contract(tmp_path):

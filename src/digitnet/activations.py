@@ -20,19 +20,13 @@ from digitnet.layers import Layer
 
 
 class Activation(Layer):
-    """A parameter-free layer applying ``g`` element-wise (softmax: column-wise)."""
+    """A parameter-free layer applying ``g`` element-wise (softmax: column-wise).
+
+    ``forward`` is ``A = g(Z)``; ``backward`` is ``dZ = dA ⊙ g'(Z)`` (seed 004 §6), with ``g'``
+    written from what ``forward`` kept.
+    """
 
     kind: ClassVar[str] = "activation"
-
-    def _out(self, name: str, like: np.ndarray, training: bool) -> np.ndarray | None:
-        """The reused output buffer in training; ``None`` (NumPy allocates) at inference."""
-        return self._buffer(name, like.shape, like.dtype) if training else None
-
-    def _dZ(self, dA: np.ndarray) -> np.ndarray:
-        return self._buffer("dZ", dA.shape, dA.dtype)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
 
 
 class ReLU(Activation):
@@ -42,22 +36,16 @@ class ReLU(Activation):
     """
 
     kind = "relu"
+    kept = ("A",)
 
     def forward(self, Z: np.ndarray, training: bool = False) -> np.ndarray:
-        if not training:
-            return np.maximum(Z, 0)
-        # In training, against a reused array of zeros rather than the scalar 0: NumPy's SIMD
-        # loop takes two arrays, not an array and a scalar (3-4x faster on a 128 x 128 batch).
-        zeros = self._buffers.get("0")
-        if zeros is None or zeros.shape != Z.shape or zeros.dtype != Z.dtype:
-            zeros = self._buffers["0"] = np.zeros_like(Z)
-        A = np.maximum(Z, zeros, out=self._buffer("A", Z.shape, Z.dtype))  # A = max(0, Z)
-        self.A = A
+        A = np.maximum(Z, 0)  # A = max(0, Z)
+        if training:
+            self.A = A
         return A
 
     def backward(self, dA: np.ndarray) -> np.ndarray:
-        g = np.greater(self.A, 0, out=self._buffer("A>0", dA.shape, np.dtype(bool)))  # g'(Z)
-        return np.multiply(dA, g, out=self._dZ(dA))  # dZ = dA ⊙ g'(Z)
+        return dA * (self.A > 0)  # dZ = dA ⊙ g'(Z), g'(Z) = 1 where Z > 0
 
 
 class LeakyReLU(Activation):
@@ -67,9 +55,9 @@ class LeakyReLU(Activation):
     """
 
     kind = "leaky_relu"
+    kept = ("A",)
 
     def __init__(self, slope: float = 0.01) -> None:
-        super().__init__()
         if not 0.0 < slope < 1.0:
             raise ConfigError(f"The slope of LeakyReLU must be in (0, 1); got {slope!r}.")
         self.slope = float(slope)
@@ -79,16 +67,13 @@ class LeakyReLU(Activation):
 
     def forward(self, Z: np.ndarray, training: bool = False) -> np.ndarray:
         # for 0 < slope < 1, max(Z, slope·Z) is Z when Z > 0 and slope·Z otherwise
-        A = np.multiply(Z, self.slope, out=self._out("A", Z, training))
-        np.maximum(Z, A, out=A)
+        A = np.maximum(Z, self.slope * Z)
         if training:
             self.A = A
         return A
 
     def backward(self, dA: np.ndarray) -> np.ndarray:
-        dZ = np.multiply(dA, self.slope, out=self._dZ(dA))
-        np.copyto(dZ, dA, where=self.A > 0)  # dZ = dA ⊙ g'(Z), g' = 1 or slope
-        return dZ
+        return np.where(self.A > 0, dA, self.slope * dA)  # dZ = dA ⊙ g'(Z), g' = 1 or slope
 
 
 class Sigmoid(Activation):
@@ -99,56 +84,49 @@ class Sigmoid(Activation):
     """
 
     kind = "sigmoid"
+    kept = ("A",)
 
     def forward(self, Z: np.ndarray, training: bool = False) -> np.ndarray:
-        A = np.multiply(Z, 0.5, out=self._out("A", Z, training))
-        np.tanh(A, out=A)
+        A = np.tanh(Z * 0.5)
         A += 1.0
-        A *= 0.5
+        A *= 0.5  # σ(Z) = (1 + tanh(Z/2)) / 2
         if training:
             self.A = A
         return A
 
     def backward(self, dA: np.ndarray) -> np.ndarray:
-        dZ = np.subtract(1.0, self.A, out=self._dZ(dA))  # 1 - A
-        dZ *= self.A  # g'(Z) = A(1 - A)
-        dZ *= dA  # dZ = dA ⊙ g'(Z)
-        return dZ
+        return dA * self.A * (1.0 - self.A)  # dZ = dA ⊙ A(1 - A)
 
 
 class Tanh(Activation):
     """``A = tanh(Z)``; ``g'(Z) = 1 - A²``. Keeps ``A``."""
 
     kind = "tanh"
+    kept = ("A",)
 
     def forward(self, Z: np.ndarray, training: bool = False) -> np.ndarray:
-        A = np.tanh(Z, out=self._out("A", Z, training))
+        A = np.tanh(Z)
         if training:
             self.A = A
         return A
 
     def backward(self, dA: np.ndarray) -> np.ndarray:
-        dZ = np.multiply(self.A, self.A, out=self._dZ(dA))
-        np.subtract(1.0, dZ, out=dZ)  # g'(Z) = 1 - A²
-        dZ *= dA
-        return dZ
+        return dA * (1.0 - self.A * self.A)  # dZ = dA ⊙ (1 - A²)
 
 
 class Arctan(Activation):
     """``A = arctan(Z)``; ``g'(Z) = 1 / (1 + Z²)`` (seed 004 §3). Keeps ``Z``."""
 
     kind = "arctan"
+    kept = ("Z",)
 
     def forward(self, Z: np.ndarray, training: bool = False) -> np.ndarray:
         if training:
             self.Z = Z
-        return np.arctan(Z, out=self._out("A", Z, training))
+        return np.arctan(Z)
 
     def backward(self, dA: np.ndarray) -> np.ndarray:
-        dZ = np.multiply(self.Z, self.Z, out=self._dZ(dA))
-        dZ += 1.0
-        np.divide(dA, dZ, out=dZ)  # dZ = dA ⊙ 1/(1 + Z²)
-        return dZ
+        return dA / (1.0 + self.Z * self.Z)  # dZ = dA ⊙ 1/(1 + Z²)
 
 
 class Identity(Activation):
@@ -168,35 +146,31 @@ class Softmax(Activation):
 
     Seeds 000-002 put it on the output layer. Computed as ``e^(Z - max Z)`` so that logits of
     ±1000 neither overflow nor lose the answer. Keeps ``A`` for the backward pass and ``Z`` for
-    :meth:`log_A`, the exact log-probabilities the cross-entropy cost reads.
+    :meth:`log_A`, the exact log-probabilities the cross-entropy cost is valued from.
 
     Its own backward, ``dZ = A ⊙ (dA - Σ_k dA_k A_k)``, is what the chain rule gives for any cost;
-    with cross-entropy the network skips it and uses the fused ``dZ = A - Y`` of the seeds
+    with cross-entropy the network skips it and starts from the fused ``dZ = A - Y`` of the seeds
     (:meth:`digitnet.costs.CrossEntropy.dZ`).
     """
 
     kind = "softmax"
+    kept = ("A", "Z")
 
     def forward(self, Z: np.ndarray, training: bool = False) -> np.ndarray:
-        Z_max = Z.max(axis=0, keepdims=True)
-        A = np.subtract(Z, Z_max, out=self._out("A", Z, training))
-        np.exp(A, out=A)
-        total = A.sum(axis=0, keepdims=True)  # Σ_k e^(Z_k - max Z), one number per column
-        A /= total
+        A = np.exp(Z - Z.max(axis=0, keepdims=True))
+        A /= A.sum(axis=0, keepdims=True)  # A_i = e^(Z_i - max Z) / Σ_k e^(Z_k - max Z)
         if training:
-            self.A = A
-            self.Z = Z
-            # log A = Z - max Z - log Σ_k e^(Z_k - max Z): what the cost needs of the output
-            self.Z_max, self.total = Z_max, total
+            self.A, self.Z = A, Z
         return A
+
+    def log_A(self) -> np.ndarray:
+        """``log A`` of the last training forward pass, exactly (never ``log 0``)."""
+        return log_softmax(self.Z)
 
     def backward(self, dA: np.ndarray) -> np.ndarray:
         A = self.A
-        dZ = np.multiply(dA, A, out=self._dZ(dA))
-        s = dZ.sum(axis=0, keepdims=True)  # Σ_k dA_k A_k, one number per column
-        np.subtract(dA, s, out=dZ)
-        dZ *= A  # dZ = A ⊙ (dA - Σ_k dA_k A_k)
-        return dZ
+        s = (dA * A).sum(axis=0, keepdims=True)  # Σ_k dA_k A_k, one number per column
+        return A * (dA - s)  # dZ = A ⊙ (dA - Σ_k dA_k A_k)
 
 
 def log_softmax(Z: np.ndarray) -> np.ndarray:

@@ -15,7 +15,17 @@ from digitnet.errors import ConfigError
 
 
 class Cost:
-    """A cost ``C(A, Y)`` of the network's output ``A`` against targets ``Y``, both ``(n, m)``."""
+    """A cost ``C(A, Y)`` of the network's output ``A`` against targets ``Y``, both ``(n, m)``.
+
+    The contract a new cost implements:
+
+    - :meth:`value` ``(A, Y) -> C``: the mean over the ``m`` columns (examples) of the
+      per-example cost ``ℓ_j``, a Python float.
+    - :meth:`gradient` ``(A, Y) -> dA``: ``∂ℓ_j/∂A[:, j]`` per example, stacked as the columns of
+      an ``(n, m)`` array, **without** the ``1/m`` (the dense layers apply it once, in ``dW``
+      and ``db``). This is where backpropagation starts (:meth:`Network.output_gradient`).
+    - :meth:`targets`: the ``Y`` it compares against, from integer labels (one-hot by default).
+    """
 
     kind: ClassVar[str] = "cost"
 
@@ -28,9 +38,15 @@ class Cost:
         return Y
 
     def value(self, A: np.ndarray, Y: np.ndarray, log_A: np.ndarray | None = None) -> float:
+        """``C = 1/m Σ_j ℓ_j`` for outputs ``A`` and targets ``Y``, both ``(n, m)``.
+
+        ``log_A``, when the caller has it exactly (from the logits), is ``log A``; costs that
+        do not take logarithms ignore it.
+        """
         raise NotImplementedError
 
     def gradient(self, A: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """``dA = ∂ℓ_j/∂A[:, j]`` for each column ``j``: ``(n, m)``, no ``1/m``."""
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
@@ -86,36 +102,9 @@ class CrossEntropy(Cost):
         return -Y / np.maximum(A, np.finfo(A.dtype).tiny)
 
     @staticmethod
-    def dZ(A: np.ndarray, Y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def dZ(A: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """``dZ = A - Y``: cross-entropy and softmax differentiated together (seeds 000-002)."""
-        return np.subtract(A, Y, out=out)
-
-    # -- from integer labels: one-hot Y (no label smoothing), never built ----------------------
-    @staticmethod
-    def value_from_labels(
-        Z: np.ndarray, Z_max: np.ndarray, total: np.ndarray, y: np.ndarray, cols: np.ndarray
-    ) -> float:
-        """``C`` for one-hot targets of labels ``y``, from the softmax's logits, without ``Y``.
-
-        Only each column's true class counts, ``C = -1/m Σ_j log A[y_j, j]``, and exactly
-        ``-log A[y_j, j] = log Σ_k e^(Z[k, j] - max_j) + max_j - Z[y_j, j]``: the log-softmax
-        :meth:`value` reads. ``Z_max`` and ``total`` (the column maxima and sums ``Σ_k``, each
-        ``(1, m)``) are what :class:`~digitnet.activations.Softmax` kept; ``cols`` is
-        ``arange(m)``.
-        """
-        nll = np.log(total)
-        nll += Z_max
-        nll -= Z[y, cols]  # -log A[y_j, j], one number per column
-        return float(nll.sum(dtype=np.float64) / Z.shape[1])
-
-    @staticmethod
-    def dZ_from_labels(
-        A: np.ndarray, y: np.ndarray, cols: np.ndarray, out: np.ndarray
-    ) -> np.ndarray:
-        """``dZ = A - Y`` for one-hot ``Y``, without ``Y``: ``A`` less 1 at each true class."""
-        np.copyto(out, A)
-        out[y, cols] -= 1.0
-        return out
+        return A - Y
 
 
 class MeanSquaredError(Cost):
@@ -134,10 +123,8 @@ class MeanSquaredError(Cost):
         diff = A - Y
         return float(np.einsum("ij,ij->", diff, diff, dtype=np.float64) / (n * m))
 
-    def gradient(self, A: np.ndarray, Y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        dA = np.subtract(A, Y, out=out)
-        dA *= 2.0 / A.shape[0]  # ∂ℓ/∂A = 2/n (A - Y)
-        return dA
+    def gradient(self, A: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        return (2.0 / A.shape[0]) * (A - Y)  # ∂ℓ/∂A = 2/n (A - Y)
 
 
 #: cost name -> class, with the short names the command line accepts

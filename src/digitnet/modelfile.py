@@ -59,7 +59,7 @@ from digitnet.files import (
     write_atomic,
 )
 from digitnet.layers import Dense, Dropout, Layer
-from digitnet.network import Network
+from digitnet.network import Network, seed_name
 
 #: the value of the document's ``"format"`` field
 FORMAT = "digitnet-model"
@@ -122,12 +122,12 @@ def tensor_layout(architecture: list[dict[str, Any]]) -> dict[str, dict[str, Any
             n_in, n_out = layer["n_in"], layer["n_out"]
             layout[f"{torch_index}.weight"] = {
                 "shape": [n_out, n_in],
-                "seed_name": f"W{l_index}",
+                "seed_name": seed_name("W", l_index),
                 "layer": a_index,
             }
             layout[f"{torch_index}.bias"] = {
                 "shape": [n_out],
-                "seed_name": f"b{l_index}",
+                "seed_name": seed_name("b", l_index),
                 "layer": a_index,
             }
         torch_index += 1

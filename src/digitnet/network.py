@@ -44,12 +44,54 @@ def parse_spec(spec: str | Sequence[int]) -> list[int]:
     return sizes
 
 
+def seed_name(symbol: str, layer: int) -> str:
+    """The seeds' name of a quantity of dense layer ``layer`` (counted from 1, as seeds 000-002).
+
+    ``seed_name("W", 1)`` is ``"W1"``; ``"b"``, ``"Z"``, ``"A"``, ``"dW"``, ``"db"``, ``"dZ"`` alike
+    (``A0`` is the input ``X``). The one place these names are made: parameters, model files,
+    checkpoints, the page and the terminal all name layers through it.
+    """
+    return f"{symbol}{layer}"
+
+
+class Parameter(tuple[str, np.ndarray, np.ndarray]):
+    """A parameter of the network: the tuple ``(name, θ, dθ)``, and whether it is a weight.
+
+    ``name`` is the seeds' name (``W1``, ``b1``, ...); ``theta`` the array the optimiser moves;
+    ``dtheta`` the array backward fills; ``is_weight`` is True for a weight matrix ``W`` (weight
+    decay applies to it) and False for a bias ``b``.
+    """
+
+    is_weight: bool
+
+    def __new__(cls, name: str, theta: np.ndarray, dtheta: np.ndarray, is_weight: bool):
+        self = super().__new__(cls, (name, theta, dtheta))
+        self.is_weight = bool(is_weight)
+        return self
+
+    @property
+    def name(self) -> str:
+        return self[0]
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self[1]
+
+    @property
+    def dtheta(self) -> np.ndarray:
+        return self[2]
+
+
 _DEFAULT_INIT = {"relu": "he", "leaky_relu": "he", "identity": "glorot"}
+
+
+#: the floating-point types a network computes in
+DTYPES = ("float32", "float64")
 
 
 def _resolve_dtype(dtype: Any) -> np.dtype:
     dt = np.dtype(dtype)
-    if dt not in (np.float32, np.float64):
+    if dt.name not in DTYPES:
         raise ConfigError(f"The dtype must be float32 or float64; got {dtype!r}.")
     return dt
 
@@ -83,10 +125,7 @@ class Network:
         self.dtype = _resolve_dtype(dtype if dtype is not None else dense[0].W.dtype)
         for layer in dense:
             if layer.W.dtype != self.dtype:
-                layer.W = layer.params["W"] = layer.W.astype(self.dtype)
-                layer.b = layer.params["b"] = layer.b.astype(self.dtype)
-                layer.dW = layer.grads["W"] = np.zeros_like(layer.W)
-                layer.db = layer.grads["b"] = np.zeros_like(layer.b)
+                layer.astype(self.dtype)
         n = self.n_inputs = dense[0].n_in
         for layer in layers:
             n = layer.output_size(n)
@@ -106,8 +145,6 @@ class Network:
                 layer.needs_input_grad = i != first_dense
         # Softmax + cross-entropy: backpropagation starts at dZᴸ = Aᴸ - Y (seeds 000-002).
         self.fused = isinstance(self.cost, CrossEntropy) and isinstance(layers[-1], Softmax)
-        self._Y: np.ndarray | None = None
-        self._cols: np.ndarray | None = None  # arange(m): each column's index, for the labels
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -171,12 +208,15 @@ class Network:
     def dense_layers(self) -> list[Dense]:
         return [layer for layer in self.layers if isinstance(layer, Dense)]
 
-    def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
-        """``(name, θ, dθ)`` for every parameter, named as in the seeds: W1, b1, W2, b2, ..."""
+    def parameters(self) -> list[Parameter]:
+        """Every parameter with its gradient, named as in the seeds: W1, b1, W2, b2, ...
+
+        Each unpacks as ``(name, θ, dθ)``; ``dθ`` is the array backward fills in place.
+        """
         out = []
         for l_index, layer in enumerate(self.dense_layers, start=1):
-            out.append((f"W{l_index}", layer.W, layer.dW))
-            out.append((f"b{l_index}", layer.b, layer.db))
+            out.append(Parameter(seed_name("W", l_index), layer.W, layer.dW, is_weight=True))
+            out.append(Parameter(seed_name("b", l_index), layer.b, layer.db, is_weight=False))
         return out
 
     @property
@@ -192,7 +232,8 @@ class Network:
         return f"Network([{inner}], cost={self.cost!r}, dtype={self.dtype.name})"
 
     # -- the passes --------------------------------------------------------------------------
-    def _check_input(self, X: np.ndarray) -> np.ndarray:
+    def check_input(self, X: np.ndarray) -> np.ndarray:
+        """``X`` as this network takes it: ``(n_inputs, m)`` in its dtype; else a ShapeError."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[0] != self.n_inputs:
             raise ShapeError(
@@ -202,6 +243,9 @@ class Network:
         if X.dtype != self.dtype:
             X = X.astype(self.dtype)
         return X
+
+    #: the old private name, until web/teach.py (written at the same time) calls check_input
+    _check_input = check_input
 
     def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         """``A⁰ = X``; ``Aˡ = layer(Aˡ⁻¹)`` for each layer; returns the output ``Aᴸ``.
@@ -221,55 +265,27 @@ class Network:
     def output_gradient(self, A: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """Where backpropagation starts: ``dZᴸ = Aᴸ - Y`` when fused, else ``∂ℓ/∂Aᴸ``."""
         if self.fused:
-            buf = self.layers[-1]._buffer("dZ", A.shape, A.dtype)
-            return self.cost.dZ(A, Y, out=buf)  # dZᴸ = Aᴸ - Y
+            return self.cost.dZ(A, Y)  # dZᴸ = Aᴸ - Y (seeds 000-002)
         return self.cost.gradient(A, Y)  # ∂ℓ/∂Aᴸ per example
 
-    def backpropagate(self, grad: np.ndarray, alpha: float | None = None) -> None:
+    def backpropagate(self, grad: np.ndarray) -> None:
         """Hand ``grad`` (from :meth:`output_gradient`) back through the layers, last first.
 
-        With ``alpha``, each dense layer also takes its plain gradient-descent step
-        ``θ := θ - α dθ`` as it goes (:meth:`Dense.backward_sgd`, the training loop's fast path
-        for SGD) and leaves ``dW``, ``db`` untouched.
+        With softmax and cross-entropy ``grad`` is already ``dZᴸ``, so the softmax layer's own
+        backward is skipped. Each layer's ``backward`` turns the gradient at its output into the
+        gradient at its input (seed 004 §5: ``∂C/∂X⁽ᴸ⁾ = ∂C/∂Y⁽ᴸ⁻¹⁾``) and leaves ``dW``, ``db``
+        beside ``W``, ``b``; the first dense layer returns None (nobody needs ``dA⁰``).
         """
         rest = self.layers[:-1] if self.fused else self.layers
-        if alpha is not None:
-            # α/m on the output's gradient, once: what flows back is then α/m dZ at every layer
-            # (backpropagation is linear in it), and each product gives α dW directly
-            buf = rest[-1]._buffer("α/m grad", grad.shape, grad.dtype)
-            grad = np.multiply(grad, alpha / grad.shape[1], out=buf)
         for layer in reversed(rest):
-            if alpha is not None and isinstance(layer, Dense):
-                grad = layer.backward_sgd(grad)
-            else:
-                grad = layer.backward(grad)
+            grad = layer.backward(grad)
             if grad is None:  # the first dense layer: dA⁰ is not needed
                 break
-
-    def loss_and_output_gradient(self, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """``(C, dZᴸ)`` of the last training forward pass for integer labels ``y``, without ``Y``.
-
-        Softmax and cross-entropy with one-hot targets (no label smoothing) only: the cost from
-        the exact log-softmax of the true classes and ``dZᴸ = Aᴸ - Y`` as ``Aᴸ`` less 1 at each
-        column's true class (:meth:`CrossEntropy.value_from_labels`, ``dZ_from_labels``). The
-        same numbers as :meth:`cost_value` and :meth:`output_gradient` on ``Y``, with no
-        ``(10, m)`` one-hot array built, filled and read.
-        """
-        out = self.layers[-1]
-        if not self.fused or self.cost.label_smoothing:
-            raise ConfigError("Labels alone need softmax + cross-entropy without smoothing.")
-        m = y.shape[0]
-        cols = self._cols
-        if cols is None or cols.shape[0] != m:
-            cols = self._cols = np.arange(m)
-        C = self.cost.value_from_labels(out.Z, out.Z_max, out.total, y, cols)
-        buf = out._buffer("dZ", out.A.shape, out.A.dtype)
-        return C, self.cost.dZ_from_labels(out.A, y, cols, out=buf)  # dZᴸ = Aᴸ - Y
 
     def log_output(self) -> np.ndarray | None:
         """``log Aᴸ`` from the last training forward pass, exactly, when the output is softmax."""
         last = self.layers[-1]
-        return log_softmax(last.Z) if isinstance(last, Softmax) else None
+        return last.log_A() if isinstance(last, Softmax) else None
 
     def cost_value(self, A: np.ndarray, Y: np.ndarray, log_A: np.ndarray | None = None) -> float:
         return self.cost.value(A, Y, log_A)
@@ -289,7 +305,7 @@ class Network:
 
         Inference allocates its own arrays and keeps no state, so it is safe from several threads.
         """
-        X = self._check_input(X)
+        X = self.check_input(X)
         out = np.empty((self.n_outputs, X.shape[1]), dtype=self.dtype)
         with np.errstate(over="ignore", under="ignore"):
             for start, Xc in self._chunks(X, batch_size):
@@ -302,7 +318,7 @@ class Network:
 
     def evaluate(self, X: np.ndarray, y: np.ndarray, batch_size: int = 8192) -> tuple[float, float]:
         """``(cost, accuracy)`` on labelled data, at inference (no dropout)."""
-        X = self._check_input(X)
+        X = self.check_input(X)
         y = np.asarray(y)
         total, correct = 0.0, 0
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):

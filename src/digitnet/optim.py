@@ -1,9 +1,10 @@
 """Optimisers and learning-rate schedules: how ``θ`` moves once ``dθ`` is known.
 
 Every optimiser is a rule ``θ := θ - α · (something made of dθ)``; the plain one is seed 004 §7's
-gradient descent ``θ := θ - α dθ``. They keep their state (velocities, moments) by parameter name
-(``W1``, ``b1``, ...) so that it can be saved and resumed, and they work on any layer's parameters
-alike. Updates are in place with reused scratch arrays: no temporaries per step.
+gradient descent ``θ := θ - α dθ``. This module is the one home of that update: no layer and no
+backward pass moves a parameter. Optimisers keep their state (velocities, moments) by parameter
+name (``W1``, ``b1``, ...) so that it can be saved and resumed, and they work on any layer's
+parameters alike. Updates are in place with reused scratch arrays: no temporaries per step.
 
 Weight decay λ applies to weights ``W`` only, never biases: as an L2 penalty ``λ/2 ‖W‖²`` added to
 the cost (so ``dW + λW``) for gradient descent and momentum, and decoupled for Adam (AdamW,
@@ -12,19 +13,26 @@ Loshchilov & Hutter 2019: ``W := W - αλW``), where adding it to the gradient w
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from digitnet.errors import ConfigError
 
-Parameters = list[tuple[str, np.ndarray, np.ndarray]]
+if TYPE_CHECKING:
+    from digitnet.network import Parameter
 
 
 class Optimizer:
-    """Base: holds ``alpha`` (the learning rate α), weight decay λ and per-parameter state."""
+    """Base: holds ``alpha`` (the learning rate α), weight decay λ and per-parameter state.
+
+    The contract a new optimiser implements is :meth:`update`; :meth:`step` calls it once per
+    parameter after each backward pass, and :attr:`t` counts the steps.
+    """
 
     kind: ClassVar[str] = "optimizer"
 
@@ -45,16 +53,23 @@ class Optimizer:
             arr = s[slot] = np.zeros_like(like)
         return arr
 
-    def _decay(self, name: str) -> float:
-        return self.weight_decay if name.startswith("W") else 0.0
+    def step(self, parameters: Iterable[Parameter]) -> None:
+        """Move every parameter once, from the gradients the backward pass left beside them.
 
-    def step(self, parameters: Parameters) -> None:
-        """Move every parameter once, from the gradients the backward pass left beside them."""
+        Weight decay λ applies to weights only (``parameter.is_weight``), never to biases.
+        """
         self.t += 1
-        for name, theta, dtheta in parameters:
-            self.update(name, theta, dtheta)
+        for p in parameters:
+            self.update(p.name, p.theta, p.dtheta, self.weight_decay if p.is_weight else 0.0)
 
-    def update(self, name: str, theta: np.ndarray, dtheta: np.ndarray) -> None:
+    def update(self, name: str, theta: np.ndarray, dtheta: np.ndarray, lam: float) -> None:
+        """Move ``theta`` in place, one step, from its gradient ``dtheta`` (same shape).
+
+        ``name`` (``W1``, ``b1``, ...) keys the optimiser's state for this parameter
+        (:meth:`_slot`); ``lam`` is the weight decay λ that applies to it (0 for a bias);
+        ``self.alpha`` is this step's learning rate and ``self.t`` the steps taken, this one
+        included. Seed 004 §7's rule is ``θ := θ - α dθ`` (:class:`GradientDescent`).
+        """
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
@@ -69,9 +84,8 @@ class GradientDescent(Optimizer):
 
     kind = "gd"
 
-    def update(self, name: str, theta: np.ndarray, dtheta: np.ndarray) -> None:
+    def update(self, name: str, theta: np.ndarray, dtheta: np.ndarray, lam: float) -> None:
         step = self._slot(name, "step", theta)
-        lam = self._decay(name)
         if lam:
             theta *= 1.0 - self.alpha * lam  # θ - α(dθ + λθ) = θ(1 - αλ) - α dθ
         np.multiply(dtheta, self.alpha, out=step)
@@ -95,10 +109,9 @@ class Momentum(GradientDescent):
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
 
-    def update(self, name: str, theta: np.ndarray, dtheta: np.ndarray) -> None:
+    def update(self, name: str, theta: np.ndarray, dtheta: np.ndarray, lam: float) -> None:
         v = self._slot(name, "v", theta)
         g = self._slot(name, "g", theta)  # scratch
-        lam = self._decay(name)
         mu, alpha = self.momentum, self.alpha
         v *= mu
         v += dtheta  # v := μv + dθ
@@ -141,12 +154,11 @@ class Adam(Optimizer):
         super().__init__(alpha, weight_decay)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
-    def update(self, name: str, theta: np.ndarray, dtheta: np.ndarray) -> None:
+    def update(self, name: str, theta: np.ndarray, dtheta: np.ndarray, lam: float) -> None:
         b1, b2, t = self.beta1, self.beta2, self.t
         m = self._slot(name, "m", theta)
         v = self._slot(name, "v", theta)
         s = self._slot(name, "s", theta)  # scratch
-        lam = self._decay(name)
         if lam:
             theta *= 1.0 - self.alpha * lam  # AdamW: θ := θ - αλθ
         m *= b1
@@ -178,8 +190,19 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 }
 
 
+def optimizer_options(name: str) -> tuple[str, ...]:
+    """The keyword arguments optimiser ``name`` takes besides ``alpha`` (e.g. ``momentum``)."""
+    cls = OPTIMIZERS[str(name).lower()]
+    params = inspect.signature(cls.__init__).parameters
+    return tuple(p for p in params if p not in ("self", "alpha"))
+
+
 def get_optimizer(name: str | Optimizer, alpha: float, **kwargs: Any) -> Optimizer:
-    """An optimiser by name; keyword arguments an optimiser does not take are ignored."""
+    """An optimiser by name, with learning rate ``alpha`` and its own options.
+
+    A keyword the optimiser does not take is refused with the ones it does (a misspelt
+    ``weight_decy=0.5`` would otherwise be silently ignored).
+    """
     if isinstance(name, Optimizer):
         return name
     key = str(name).lower()
@@ -187,13 +210,16 @@ def get_optimizer(name: str | Optimizer, alpha: float, **kwargs: Any) -> Optimiz
         raise ConfigError(
             f"The optimizer must be one of {', '.join(sorted(OPTIMIZERS))}; got {name!r}."
         )
-    cls = OPTIMIZERS[key]
+    valid = optimizer_options(key)
+    unknown = sorted(k for k in kwargs if k not in valid)
+    if unknown:
+        raise ConfigError(
+            f"The {key} optimizer takes no option {', '.join(map(repr, unknown))}; its options "
+            f"are {', '.join(valid)}."
+        )
     if key == "nesterov":
         kwargs["nesterov"] = True
-    import inspect
-
-    accepted = inspect.signature(cls.__init__).parameters
-    return cls(alpha, **{k: v for k, v in kwargs.items() if k in accepted})
+    return OPTIMIZERS[key](alpha, **kwargs)
 
 
 @dataclass(frozen=True)

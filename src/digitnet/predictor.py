@@ -24,6 +24,7 @@ import numpy as np
 
 from digitnet.errors import ModelFileError
 from digitnet.layers import Dense, Dropout
+from digitnet.network import seed_name
 
 N_INPUTS = 784  # 28x28 pixels
 N_OUTPUTS = 10  # one per digit
@@ -110,7 +111,7 @@ class Predictor:
         """
         from digitnet.imaging import to_column
 
-        A = self.net._check_input(to_column(image))
+        A = self.net.check_input(to_column(image))
         layers = [_record("A0", "input", A)]
         l_index = 0
         with np.errstate(over="ignore", under="ignore"):
@@ -119,9 +120,9 @@ class Predictor:
                 kind = str(layer.config()["kind"])
                 if isinstance(layer, Dense):
                     l_index += 1
-                    layers.append(_record(f"Z{l_index}", kind, A))
+                    layers.append(_record(seed_name("Z", l_index), kind, A))
                 else:
-                    layers.append(_record(f"A{l_index}", kind, A))
+                    layers.append(_record(seed_name("A", l_index), kind, A))
         return _answer(_normalised(A)[:, 0]), layers
 
     def _layers(self) -> list[Any]:
@@ -139,15 +140,15 @@ class Predictor:
             if isinstance(layer, Dense):
                 l_index += 1
                 row.update(
-                    name=f"Z{l_index}",
+                    name=seed_name("Z", l_index),
                     shape=[n],
-                    W=f"W{l_index}",
+                    W=seed_name("W", l_index),
                     W_shape=list(layer.W.shape),
-                    b=f"b{l_index}",
+                    b=seed_name("b", l_index),
                     b_shape=list(layer.b.shape),
                 )
             else:
-                row.update(name=f"A{l_index}", shape=[n])
+                row.update(name=seed_name("A", l_index), shape=[n])
             table.append(row)
         return table
 

@@ -14,7 +14,7 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from digitnet.presets_names import ACTIVATION_NAMES
+    from digitnet.presets_names import ACTIVATION_NAMES, LOSS_NAMES
 
     grad = sub.add_parser(
         "gradcheck",
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=ACTIVATION_NAMES,
         help="the hidden layers' activation",
     )
-    grad.add_argument("--loss", default="ce", choices=["ce", "mse"], help="the cost")
+    grad.add_argument("--loss", default="ce", choices=LOSS_NAMES, help="the cost")
     grad.add_argument(
         "--batch", type=positive_int, default=8, metavar="M", help="examples in the random batch"
     )

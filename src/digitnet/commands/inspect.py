@@ -66,6 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def layer_rows(architecture: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per layer: index, kind, torch index, shape, parameter count, details."""
+    from digitnet.network import seed_name
+
     rows = []
     n = None
     torch_index, l_index = 0, 0
@@ -82,7 +84,8 @@ def layer_rows(architecture: list[dict[str, Any]]) -> list[dict[str, Any]]:
             n_in, n_out = layer["n_in"], layer["n_out"]
             shape = f"{n_in} → {n_out}"
             params = n_in * n_out + n_out
-            details = f"W{l_index} [{n_out}, {n_in}], b{l_index} [{n_out}]"
+            W, b = seed_name("W", l_index), seed_name("b", l_index)
+            details = f"{W} [{n_out}, {n_in}], {b} [{n_out}]"
             n = n_out
         elif kind == "dropout":
             shape = str(n) if n is not None else "all"

@@ -163,7 +163,16 @@ def _presets_epilog() -> str:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from digitnet.data.sources import DATASET_NAMES
-    from digitnet.presets_names import ACTIVATION_NAMES, OPTIMIZER_NAMES, PRESET_NAMES
+    from digitnet.presets_names import (
+        ACTIVATION_NAMES,
+        AUGMENT_NAMES,
+        DTYPE_NAMES,
+        INIT_NAMES,
+        LOSS_NAMES,
+        OPTIMIZER_NAMES,
+        PRESET_NAMES,
+        SCHEDULE_NAMES,
+    )
 
     def preset(field: str, text: str) -> str:
         return f"{text} ({_preset_default(OPTION_FIELDS.get(field, field))})"
@@ -199,7 +208,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--loss",
-        choices=["ce", "mse"],
+        choices=LOSS_NAMES,
         help=preset(
             "loss", "cross-entropy (softmax output) or mean squared error (sigmoid output)"
         ),
@@ -251,7 +260,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--augment",
-        choices=["none", "affine", "elastic", "both"],
+        choices=AUGMENT_NAMES,
         help=preset(
             "augment",
             "distort each training batch afresh: random shift, rotation, scale and shear "
@@ -272,12 +281,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--schedule",
-        choices=["constant", "step", "cosine"],
+        choices=SCHEDULE_NAMES,
         help=preset("schedule", "how the learning rate changes over the run"),
     )
     train.add_argument(
         "--init",
-        choices=["he", "glorot", "xavier", "lecun", "uniform"],
+        choices=INIT_NAMES,
         help=preset(
             "init",
             "weight initialisation; with --activation and no --init: he for ReLU-like "
@@ -291,7 +300,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=preset("validation", "fraction of the training set held out for validation"),
     )
     train.add_argument(
-        "--dtype", choices=["float32", "float64"], help=preset("dtype", "floating-point type")
+        "--dtype", choices=DTYPE_NAMES, help=preset("dtype", "floating-point type")
     )
     train.add_argument(
         "--data-dir",

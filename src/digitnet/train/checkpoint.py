@@ -53,7 +53,7 @@ from digitnet.files import (
     strict_json,
     write_atomic,
 )
-from digitnet.network import parse_spec
+from digitnet.network import parse_spec, seed_name
 from digitnet.presets import TrainConfig
 
 #: the document's ``"format"``
@@ -456,8 +456,8 @@ def _expected_tensors(doc: dict[str, Any], config: TrainConfig) -> dict[str, tup
         raise _CheckError(f"field 'config.dtype' is {dtype!r}; expected float32 or float64")
     shapes: dict[str, tuple[int, ...]] = {}
     for i in range(len(sizes) - 1):
-        shapes[f"W{i + 1}"] = (sizes[i + 1], sizes[i])
-        shapes[f"b{i + 1}"] = (sizes[i + 1], 1)
+        shapes[seed_name("W", i + 1)] = (sizes[i + 1], sizes[i])
+        shapes[seed_name("b", i + 1)] = (sizes[i + 1], 1)
     expected = {f"param/{name}": (shape, dtype) for name, shape in shapes.items()}
     for name, slots in doc["optimizer"]["slots"].items():
         if name not in shapes:

@@ -30,7 +30,9 @@ import numpy as np
 
 from digitnet.errors import ConfigError, DivergenceError, ShapeError
 from digitnet.layers import Dropout
-from digitnet.optim import GradientDescent, Optimizer, Schedule, get_optimizer
+from digitnet.optim import Optimizer, Schedule, get_optimizer
+from digitnet.train.fused import fused_step_for
+from digitnet.train.threads import BlasThreads, largest_product
 
 #: one dict per epoch: epoch, loss, accuracy, val_loss, val_accuracy, seconds, lr
 History = list[dict[str, Any]]
@@ -55,6 +57,11 @@ def dropout_generators(net: Any) -> list[np.random.Generator]:
         if isinstance(layer, Dropout) and not any(layer.rng is g for g in gens):
             gens.append(layer.rng)
     return gens
+
+
+def _is_int(value: Any) -> bool:
+    """An integer (NumPy's too), not a bool and not a float that happens to be whole."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def _set_rng_state(gen: np.random.Generator, state: Any, what: str) -> None:
@@ -133,8 +140,10 @@ class Trainer:
                 f"Labels must be integers in [0, {net.n_outputs - 1}]; "
                 f"got values from {labels.min()} to {labels.max()}."
             )
-        if epochs < 0:
-            raise ShapeError(f"epochs must be >= 0; got {epochs}.")
+        if not _is_int(epochs) or epochs < 0:
+            raise ConfigError(f"epochs must be an integer >= 0; got {epochs!r}.")
+        if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
+            raise ConfigError(f"batch_size must be a positive integer or None; got {batch_size!r}.")
         if early_stopping is not None:
             if (
                 isinstance(early_stopping, bool)
@@ -166,8 +175,6 @@ class Trainer:
 
         self.m = m
         self.batch_size = m if batch_size is None or batch_size >= m else int(batch_size)
-        if self.batch_size < 1:
-            raise ShapeError(f"batch_size must be a positive integer or None; got {batch_size}.")
         bs = self.batch_size
         # augmenting needs a gathered copy to distort
         self.full_batch = bs == m and augment is None
@@ -184,14 +191,10 @@ class Trainer:
         self.parameters = net.parameters()
         self._batch_rows: dict[int, np.ndarray] = {}
         self._Y_bufs: dict[int, np.ndarray] = {}
-        # Two fast paths, the same arithmetic as the general one up to float rounding (the tests
-        # train both ways and compare): softmax + cross-entropy on one-hot targets reads the
-        # labels and never builds Y (Network.loss_and_output_gradient); plain SGD (no momentum,
-        # no weight decay) moves each dense layer's θ inside its backward pass, the step's α
-        # joined to the 1/m on dZᴸ (Network.backpropagate with alpha, Dense.backward_sgd).
-        smoothing = getattr(net.cost, "label_smoothing", 0.0)
-        self.from_labels = bool(getattr(net, "fused", False)) and not smoothing
-        self.sgd_in_backward = type(self.opt) is GradientDescent and not self.opt.weight_decay
+        # The fused step for softmax + cross-entropy trained by plain SGD, when it applies: the
+        # plain path's arithmetic up to float rounding (train/fused.py; tests/test_fused.py
+        # trains both ways and compares). None: the plain path, forward, backward, step.
+        self.fused_step = fused_step_for(net, self.opt)
         self._y_order: np.ndarray | None = None  # the labels in the epoch's order
 
         # where training is
@@ -231,7 +234,10 @@ class Trainer:
             raise ConfigError(
                 f"{self.epochs_done} epochs are done already, more than the {self.epochs} asked."
             )
-        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        # BLAS threads by the size of the products and the CPUs free (train/threads.py)
+        threads = BlasThreads(largest_product(self.net, self.batch_size))
+        with threads, np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            self._threads = threads
             while not self.finished:
                 if self._run_batches():
                     return self.history
@@ -258,6 +264,7 @@ class Trainer:
             while self.k < n_batches:
                 batch_loss = self._step(self.k)
                 self.k += 1
+                self._threads.check()
                 for cb in self.on_batch:
                     cb(self.k, n_batches, batch_loss)
                 if self.k < n_batches and self.should_stop is not None and self.should_stop():
@@ -287,32 +294,33 @@ class Trainer:
             if self.augment is not None:
                 self.augment(rows, self.aug_rng, out=rows)
             A0, yb = rows.T, self._y_order[k * bs : (k + 1) * bs]  # A⁰ = X for this batch
-        A = net.forward(A0, training=True)
-        if self.from_labels:
-            batch_loss, grad = net.loss_and_output_gradient(yb)  # C, and dZᴸ = Aᴸ - Y
+        if self.fused_step is not None:
+            batch_loss, A = self.fused_step.forward_cost(A0, yb)
+            self._check_finite(batch_loss, epoch, k)
+            opt.t += 1  # the step Optimizer.step would count
+            self.fused_step.backward_sgd(opt.alpha)
         else:
+            A = net.forward(A0, training=True)  # the plain path: forward,
             n = yb.shape[0]
             Yb = self._Y_bufs.get(n)
             if Yb is None:
                 Yb = self._Y_bufs[n] = np.empty((net.n_outputs, n), dtype=net.dtype)
             Y = net.targets(yb, out=Yb)
             batch_loss = net.cost_value(A, Y, net.log_output())
-            grad = net.output_gradient(A, Y)  # dZᴸ = Aᴸ - Y, or ∂ℓ/∂Aᴸ
+            self._check_finite(batch_loss, epoch, k)
+            net.backpropagate(net.output_gradient(A, Y))  # backward: dW, db of every layer,
+            opt.step(self.parameters)  # and θ := θ - α dθ (or another optimiser's rule)
+        self.loss_sum += batch_loss * yb.shape[0]
+        self.correct += int(np.count_nonzero(A.argmax(axis=0) == yb))
+        return batch_loss
+
+    def _check_finite(self, batch_loss: float, epoch: int, k: int) -> None:
         if not math.isfinite(batch_loss):
             raise DivergenceError(
                 f"The cost became {batch_loss} at epoch {epoch}, batch {k + 1}: training "
                 f"diverged with learning rate {self.base_alpha:g}.",
                 f"try a smaller learning rate, such as {self.base_alpha / 10:g}",
             )
-        self.loss_sum += batch_loss * yb.shape[0]
-        self.correct += int(np.count_nonzero(A.argmax(axis=0) == yb))
-        if self.sgd_in_backward:
-            opt.t += 1  # the step Optimizer.step would count
-            net.backpropagate(grad, alpha=opt.alpha)  # and θ := θ - α dθ, layer by layer
-        else:
-            net.backpropagate(grad)  # dW, db of every layer
-            opt.step(self.parameters)
-        return batch_loss
 
     def _end_epoch(self) -> None:
         m = self.m

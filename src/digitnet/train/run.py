@@ -26,7 +26,7 @@ from digitnet.data.datasets import Dataset
 from digitnet.errors import ConfigError, DataError, DivergenceError
 from digitnet.memory import check_training
 from digitnet.network import Network, parse_spec
-from digitnet.optim import Schedule
+from digitnet.optim import Schedule, optimizer_options
 from digitnet.presets import TrainConfig
 from digitnet.train.divergence import DivergenceWatch, with_advice
 from digitnet.train.loop import BatchCallback, Callback, History, Trainer
@@ -223,8 +223,8 @@ def prepare(
         batch_size=config.batch_size,
         optimizer=config.optimizer,
         learning_rate=config.learning_rate,
-        momentum=config.momentum,
         weight_decay=config.weight_decay,
+        **_momentum(config),
         schedule=build_schedule(config),
         validation_data=val,
         rng=order_rng,
@@ -238,6 +238,12 @@ def prepare(
     trainer.on_batch.append(watch.batch)
     trainer.callbacks.append(watch.epoch)
     return TrainingRun(config, data, trainer, train_idx, val_idx, watch)
+
+
+def _momentum(config: TrainConfig) -> dict[str, float]:
+    """``momentum`` for the optimisers that take it (get_optimizer refuses it for the others)."""
+    takes = "momentum" in optimizer_options(config.optimizer)
+    return {"momentum": config.momentum} if takes else {}
 
 
 def run(config: TrainConfig, data: Dataset, callbacks: list[Callback] | None = None) -> RunResult:

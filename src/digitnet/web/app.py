@@ -290,13 +290,14 @@ class App:
             w, b = self.predictor.incoming(l_index, unit)
         except IndexError as exc:
             return _error(404, str(exc))
+        from digitnet.network import seed_name
         from digitnet.predictor import json_float
 
         return JSONResponse(
             {
                 "layer": l_index,
                 "unit": unit,
-                "name": f"W{l_index}",
+                "name": seed_name("W", l_index),
                 "weights": [json_float(v) for v in w],
                 "bias": json_float(b),
                 "n_in": int(w.size),

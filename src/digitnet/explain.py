@@ -560,14 +560,10 @@ def gradient_check(
 
 
 # -- the teaching step -------------------------------------------------------------------------
-@functools.lru_cache(maxsize=2)
-def accuracy_sample(dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, y)``: the fixed 1,000 official MNIST test digits the teaching step measures on.
-
-    Every :data:`SAMPLE_STRIDE`-th digit of the official test set (indices 0, 10, ..., 9990),
-    read from the embedded copy shipped with digitnet (checked against its SHA-256 digest).
-    ``X`` is ``(784, 1000)`` in [0, 1]; read once per process and dtype. Read-only arrays.
-    """
+@functools.lru_cache(maxsize=1)
+def _official_test_set() -> tuple[np.ndarray, np.ndarray]:
+    """The official MNIST test set as shipped with digitnet: ``(10000, 28, 28)`` uint8 images
+    and their labels, each file checked against its SHA-256 digest. Read once per process."""
     from digitnet.data import idx
     from digitnet.data.datasets import _embedded_dir, _find
     from digitnet.data.sources import EMBEDDED
@@ -583,9 +579,34 @@ def accuracy_sample(dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
                 "the installed digitnet is damaged: reinstall it",
             )
         arrays[role] = idx.parse(data, str(path))
-    images = arrays["test-images"][::SAMPLE_STRIDE]
+    images, labels = arrays["test-images"], arrays["test-labels"].astype(np.int64)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def official_test_digit(k: int) -> tuple[np.ndarray, int]:
+    """Digit ``k`` (0-9999) of the official MNIST test set: a ``(28, 28)`` float64 image in
+    [0, 1] (pixel / 255, as training reads it) and its label."""
+    images, labels = _official_test_set()
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < len(labels):
+        raise ConfigError(f"The official test digits are 0 to {len(labels) - 1}; got {k!r}.")
+    return images[k].astype(np.float64) / 255.0, int(labels[k])
+
+
+@functools.lru_cache(maxsize=2)
+def accuracy_sample(dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)``: the fixed 1,000 official MNIST test digits the teaching step measures on.
+
+    Every :data:`SAMPLE_STRIDE`-th digit of the official test set (indices 0, 10, ..., 9990),
+    read from the embedded copy shipped with digitnet (checked against its SHA-256 digest).
+    ``X`` is ``(784, 1000)`` in [0, 1] (pixel / 255); read once per process and dtype.
+    Read-only arrays.
+    """
+    images, labels = _official_test_set()
+    images = images[::SAMPLE_STRIDE]
     X = (images.reshape(images.shape[0], -1).astype(np.float64) / 255.0).T.astype(dtype)
-    y = arrays["test-labels"][::SAMPLE_STRIDE].astype(np.int64)
+    y = labels[::SAMPLE_STRIDE].copy()
     X.setflags(write=False)
     y.setflags(write=False)
     return X, y
@@ -749,6 +770,7 @@ __all__ = [
     "gradient_check",
     "inference_view",
     "most_affected_unit",
+    "official_test_digit",
     "snapshot",
     "step",
     "take_steps",

@@ -206,6 +206,9 @@ def test_step_is_one_gradient_descent_step(digits):
     Xs, ys = explain.accuracy_sample(np.float32)
     assert result.after.accuracy == result.net.evaluate(Xs, ys)[1]
     np.testing.assert_allclose(result.after.probabilities.sum(axis=0), 1.0)
+    # stepping on from the taught copy, its `after` given as `before`
+    on = explain.take_steps(result.net, X[:, 0], 5, 0.05, before=result.after)
+    assert on.before is result.after and on.after.C < result.after.C
 
 
 def test_step_until_it_reads_the_label(digits):

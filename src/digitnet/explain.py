@@ -19,7 +19,7 @@ One backward pass, never a second implementation: the forward pass is the networ
 :meth:`~digitnet.network.Network.forward` does, written out so that each layer's output is kept),
 the output gradient is the network's :meth:`~digitnet.network.Network.output_gradient`, and the
 backward pass hands it to each layer's own ``backward`` from the last layer to the first, as
-training does (:meth:`~digitnet.network.Network.backpropagate`). ``dW`` and ``db`` are read from
+training does (:meth:`~digitnet.network.Network.backward`). ``dW`` and ``db`` are read from
 the dense layers, where ``backward`` leaves them. Tests check every quantity against the network's
 own ``backward`` and against PyTorch autograd.
 
@@ -291,7 +291,7 @@ def backward_pass(net: Network, X: Any, y: Any) -> BackwardPass:
         C = float(view.cost.value(A_L, Y, view.log_output()))
         fused = bool(getattr(view, "fused", False))
         grad = view.output_gradient(A_L, Y)  # dZᴸ = Aᴸ - Y when fused, else ∂ℓ/∂Aᴸ
-        # What each layer receives on the way back, as Network.backpropagate hands it on.
+        # What each layer receives on the way back, as Network.backward hands it on.
         received: dict[int, np.ndarray] = {}
         grads: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         returned: dict[int, np.ndarray | None] = {}

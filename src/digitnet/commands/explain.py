@@ -443,7 +443,7 @@ def lesson(
         r = int(s.prediction[0])
         add(
             f"   {k:>4}  {names[r]:>5}  {percent(s.probabilities[r, 0]):>7}  "
-            f"{percent(s.probabilities[label, 0]):>7}  {num(s.C, 9)}"
+            f"{percent(s.probabilities[label, 0]):>7}  {cost_text(s.C, bp.dtype):>9}"
         )
     if steps.diverged:
         add(f"   stopped: a weight became NaN or infinite (α = {steps.alpha:g} is too large)")
@@ -461,6 +461,11 @@ def lesson(
     add("   (every 10th digit of the official MNIST test set: one digit's steps can cost")
     add("   accuracy on the others)")
     return lines
+
+
+def cost_text(C: float, dtype: str) -> str:
+    """The cost; a cost that rounds to exactly 0 in float32 says so rather than claim 0."""
+    return "<1e-7" if C == 0 and dtype == "float32" else num(C)
 
 
 def _shown(n: int) -> set[int]:

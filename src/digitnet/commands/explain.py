@@ -300,11 +300,16 @@ def lesson(
     P = _probabilities(bp.A)[:, 0]
     add("1. Forward pass (seeds 000-002): A⁰ = X, Zˡ = Wˡ·Aˡ⁻¹ + bˡ, Aˡ = g(Zˡ)")
     X = bp.X[:, 0]
-    add(
-        "   shapes: "
-        + ", ".join(f"W{sup(lb.layer)} {lb.W_shape[0]} x {lb.W_shape[1]}" for lb in bp.layers)
-        + " (units x inputs)"
-    )
+    items = [f"W{sup(lb.layer)} {lb.W_shape[0]} x {lb.W_shape[1]}" for lb in bp.layers]
+    items[-1] += " (units x inputs)"
+    line = "   shapes:"
+    for k, item in enumerate(items):
+        piece = f" {item}" + ("," if k < len(items) - 1 else "")
+        if len(line) + len(piece) > 80:
+            add(line)
+            line = " " * 10
+        line += piece
+    add(line)
     add(eq("A⁰ = X", bp.X, f"{np.count_nonzero(X)} of {X.size} pixels inked, in [0, 1]"))
     for lb in bp.layers:
         s, p = sup(lb.layer), sup(lb.layer - 1)

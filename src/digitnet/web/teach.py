@@ -60,7 +60,7 @@ IDLE_SECONDS = 30 * 60.0
 #: trains with α = 3; far larger steps only overshoot)
 MAX_ALPHA = 100.0
 #: α when a request sets none
-DEFAULT_ALPHA = 0.1
+DEFAULT_ALPHA = 0.02
 #: the most steps one request may take ("step until it reads N" stops here): each is a forward
 #: and backward pass of one digit and two forward passes to see where it is (about 1.5 ms for
 #: 784-512-256-10), so a request stays well under half a second
@@ -493,6 +493,7 @@ class Teacher:
         from digitnet import explain
 
         g = explain.gradient_check(s.net, s.X, s.label, unit=unit)
+        checked = [p for c in g.layers for p in (c.W, c.b)] + [g.row]
         return {
             "session": s.id,
             "label": s.label,
@@ -500,6 +501,14 @@ class Teacher:
             "epsilon": g.h,
             "max_relative_error": g.max_relative_error,
             "ok": g.ok,
+            # how large the gradients are, and how far apart the two answers, in absolute terms:
+            # once the digit reads right the gradients are tiny, and finite differences of a cost
+            # near 0 lose their last digits to rounding (a relative error of 1e-4 then means
+            # two answers 1e-10 apart)
+            "max_abs_gradient": max(float(np.abs(p.backprop).max(initial=0)) for p in checked),
+            "max_abs_difference": max(
+                float(np.abs(p.backprop - p.numeric).max(initial=0)) for p in checked
+            ),
             "evaluations": g.evaluations,
             "seconds": g.seconds,
             "layers": [

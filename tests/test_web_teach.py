@@ -238,6 +238,15 @@ def test_a_step_is_one_gradient_descent_step_and_the_file_never_changes(
         np.testing.assert_allclose(
             d1.b[:, 0], d0.b[:, 0] - alpha * np.array(layer["db"]), atol=1e-6
         )
+    # the accuracy before and after: the served model's and the taught copy's own, on the
+    # 1,000 official test digits of digitnet.explain
+    from digitnet.explain import accuracy_sample
+
+    Xs, ys = accuracy_sample(original.dtype)
+    for net, side in ((original, "before"), (taught, "after")):
+        cost, accuracy = net.evaluate(Xs, ys)
+        assert step[side]["accuracy"] == accuracy
+        assert step[side]["test_cost"] == pytest.approx(cost, rel=1e-9)
     how = meta["derived_from"]
     assert how["model"] == str(model) and how["sha256"] == before
     assert how["steps"] == [{"steps": 1, "label": label, "alpha": alpha}]

@@ -89,6 +89,7 @@ class Session:
     label: int | None = None
     alpha: float = DEFAULT_ALPHA
     steps: list[dict[str, Any]] = field(default_factory=list)  # what was done, for save
+    score: tuple[float, float] | None = None  # (accuracy, cost) of net on the 1,000 test digits
     used: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -253,9 +254,7 @@ class Teacher:
     def __init__(self, app: Any, limit: int = MAX_SESSIONS, idle: float = IDLE_SECONDS) -> None:
         self.app = app
         self.sessions = Sessions(app.predictor.net, limit, idle)
-        self._sample: tuple[np.ndarray, np.ndarray] | None = None
-        self._sample_lock = threading.Lock()
-        self._original_score: dict[str, float] | None = None
+        self._original_score: tuple[float, float] | None = None
 
     def routes(self) -> list[Any]:
         from starlette.routing import Route
@@ -424,7 +423,7 @@ class Teacher:
             s = self.sessions.get(doc.get("session"))
             net = self.sessions.copy_of_original()
             with s.lock:
-                s.net, s.steps = net, []
+                s.net, s.steps, s.score = net, [], None
                 if s.X is None:
                     return {"session": s.id, "steps_taken": 0}
                 return self._backward_doc(s)
@@ -532,17 +531,27 @@ class Teacher:
         from digitnet import explain
 
         target = s.label if until and steps > 1 else None
+        # The accuracy on the 1,000 test digits is the costly part of a step (a forward pass of
+        # 1,000 digits, ten times the step itself): measured once per set of weights, after
+        # each request's steps, and kept for the next request's "before".
+        before_score = s.score if s.score is not None else self._score(s.net, s.n_steps == 0)
         try:
-            res = explain.take_steps(s.net, s.X, s.label, s.alpha, steps=steps, until=target)
+            res = explain.take_steps(
+                s.net, s.X, s.label, s.alpha, steps=steps, until=target, accuracy=False
+            )
         except Exception as exc:  # pragma: no cover - the request was checked above
             from digitnet.errors import DigitnetError
 
             if isinstance(exc, DigitnetError):
                 raise RequestError(400, " ".join(exc.message.split())) from None
             raise
+        after = explain.snapshot(res.net, s.X, s.label, accuracy=True)
         s.net = res.net  # this tab's copy moves on; the served model never does
+        s.score = (after.accuracy, after.sample_cost)
+        res.before.accuracy, res.before.sample_cost = before_score
         if res.steps:
             s.steps.append({"steps": res.steps, "label": s.label, "alpha": s.alpha})
+        res.after = after
         reached = bool(res.after.prediction[0] == s.label)
         return {
             "session": s.id,
@@ -603,6 +612,19 @@ class Teacher:
             "steps_taken": s.n_steps,
             "derived_from": metadata["derived_from"],
         }
+
+    def _score(self, net: Any, original: bool) -> tuple[float, float]:
+        """(accuracy, cost) of ``net`` on the 1,000 test digits; the served model's, once."""
+        from digitnet import explain
+
+        if original and self._original_score is not None:
+            return self._original_score
+        X, y = explain.accuracy_sample(net.dtype)
+        snap = explain.snapshot(net, X[:, :1], y[:1], accuracy=True)
+        score = (snap.accuracy, snap.sample_cost)
+        if original:
+            self._original_score = score
+        return score
 
     # -- helpers ---------------------------------------------------------------------------------
     def _ready(self, sid: Any) -> Session:

@@ -320,7 +320,7 @@ function renderMath(doc) {
     rows.push(eq(`${d_("Z", l)} = ${sym("W", l + 1)}<sup>T</sup>·${d_("Z", l + 1)} ⊙ <var>g</var>′(${sym("Z", l)})`,
       `${h.n_out} × 1, <var>g</var> = ${esc(g)}`,
       `<div class="dz-wrap"><canvas class="dz-grid" id="dz-${l}" data-testid="dZ${l}" data-layer="${l}"></canvas>` +
-      `<span class="heat-note">${h.off ? `<var>g</var>′ = 0 switched off <strong data-testid="off-${l}">${h.off}</strong> of ${h.n_out} units (grey): no gradient reaches them or their weights` : `<var>g</var>′ switched off no unit (${g} has <var>g</var>′ &gt; 0 everywhere)`}; ` +
+      `<span class="heat-note">${h.off ? `<var>g</var>′ = 0 switched off <strong data-testid="off-${l}">${h.off}</strong> of ${h.n_out} units (grey): no gradient reaches them or their weights` : `<var>g</var>′ switched off no unit (${g} has <var>g</var>′ &gt; 0 everywhere)${h.saturated ? `, but ${h.saturated} are saturated (<var>g</var>′ under 1 % of its peak: they barely pass it on)` : ""}`}; ` +
       `${on} carry it. ‖${d_("Z", l)}‖ = ${fmt(h.dZ_norm)}; ‖${d_("W", l)}‖ = ${fmt(h.dW_norm)}, largest |entry| ${fmt(Math.max(Math.abs(h.dW_max.value), Math.abs(h.dW_min.value)))}` +
       `${l === 1 ? ". <strong>Click a unit</strong> for its row of dW¹." : ""}</span></div>`, "wide"));
   }

@@ -318,6 +318,22 @@ def test_sessions_are_bounded_and_forgotten_when_idle(runs_root):
     assert sessions.bytes_bound() == 3 * 2 * sum(p.nbytes for _, p, _ in net.parameters())
 
 
+def test_a_new_session_steps_with_the_models_own_alpha_if_it_was_trained_by_gradient_descent():
+    from digitnet.web.teach import DEFAULT_ALPHA, default_alpha
+
+    assert default_alpha({"config": {"optimizer": "sgd", "learning_rate": 3.0}}) == 3.0
+    assert default_alpha({"config": {"optimizer": "nesterov", "learning_rate": 0.05}}) == 0.05
+    for doc in (
+        {"config": {"optimizer": "adam", "learning_rate": 0.001}},
+        {"config": {"optimizer": "sgd", "learning_rate": 1e9}},
+        {"config": {"optimizer": "sgd", "learning_rate": "fast"}},
+        {"config": {"optimizer": "sgd", "learning_rate": True}},
+        {"config": None},
+        {},
+    ):
+        assert default_alpha(doc) == DEFAULT_ALPHA, doc
+
+
 MEMORY_SCRIPT = textwrap.dedent(
     """
     import json, resource, sys

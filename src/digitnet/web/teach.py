@@ -59,8 +59,12 @@ IDLE_SECONDS = 30 * 60.0
 #: the largest learning rate α a request may set (as digitnet.explain: the sigmoid-mse preset
 #: trains with α = 3; far larger steps only overshoot)
 MAX_ALPHA = 100.0
-#: α when a request sets none
+#: α when a request sets none, for a model not trained by plain gradient descent (Adam's α is
+#: not a step size θ - α dθ takes well): one step moves a trained 784-512-256-10 visibly
 DEFAULT_ALPHA = 0.02
+#: the optimisers whose learning rate is the α of θ := θ - α dθ (with momentum, near enough):
+#: a model trained by one of them is taught with its own α (the sigmoid-mse preset's is 3)
+_GD_OPTIMISERS = ("gd", "sgd", "momentum", "nesterov")
 #: the most steps one request may take ("step until it reads N" stops here): each is a forward
 #: and backward pass of one digit and two forward passes to see where it is (about 1.5 ms for
 #: 784-512-256-10), so a request stays well under half a second
@@ -128,10 +132,10 @@ class Sessions:
 
         return copy_network(self.original)
 
-    def open(self) -> Session:
+    def open(self, alpha: float = DEFAULT_ALPHA) -> Session:
         """A new session with its own copy of the model."""
         net = self.copy_of_original()  # outside the lock: a few milliseconds
-        session = Session(id=secrets.token_urlsafe(16), net=net, used=self.clock())
+        session = Session(id=secrets.token_urlsafe(16), net=net, alpha=alpha, used=self.clock())
         with self._lock:
             self._forget_idle()
             while len(self._sessions) >= self.limit:
@@ -211,6 +215,18 @@ def parse_unit(value: Any, n: int, what: str) -> int:
     return value
 
 
+def default_alpha(doc: dict[str, Any]) -> float:
+    """The α a new session starts with: the model's own training learning rate if it was trained
+    by gradient descent (:data:`_GD_OPTIMISERS`), else :data:`DEFAULT_ALPHA`."""
+    config = doc.get("config")
+    config = config if isinstance(config, dict) else {}
+    lr = config.get("learning_rate")
+    number = isinstance(lr, int | float) and not isinstance(lr, bool)
+    if config.get("optimizer") in _GD_OPTIMISERS and number and 0 < lr <= MAX_ALPHA:
+        return float(lr)
+    return DEFAULT_ALPHA
+
+
 def new_model_path(root: Path, base: str, when: float | None = None) -> Path:
     """A name for a taught model in ``root`` that no file has yet (it is claimed atomically by
     :func:`write_new`): ``BASE-taught-YYYYMMDD-HHMMSS.safetensors``, ``-2``, ``-3`` if taken."""
@@ -254,6 +270,7 @@ class Teacher:
     def __init__(self, app: Any, limit: int = MAX_SESSIONS, idle: float = IDLE_SECONDS) -> None:
         self.app = app
         self.sessions = Sessions(app.predictor.net, limit, idle)
+        self.default_alpha = default_alpha(app.predictor.doc)
         self._original_score: tuple[float, float] | None = None
 
     def routes(self) -> list[Any]:
@@ -342,7 +359,7 @@ class Teacher:
                 image = preprocess(bytes(body))
             except DigitnetError as exc:
                 raise RequestError(400, " ".join(exc.message.split())) from None
-            s = session if session is not None else self.sessions.open()
+            s = session if session is not None else self.sessions.open(self.default_alpha)
             with s.lock:
                 s.X = s.net._check_input(to_column(image))
                 if alpha is not None:

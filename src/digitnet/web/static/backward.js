@@ -179,7 +179,7 @@ async function refresh() {
   try {
     const params = new URLSearchParams();
     if (st.chosen !== null) params.set("label", String(st.chosen));
-    params.set("alpha", String(alpha()));
+    if (st.alphaSet) params.set("alpha", String(alpha())); // else the server's: the model's own
     if (st.session) params.set("session", st.session);
     const blob = await padBlob();
     let r = await api(`/api/backprop?${params}`, { method: "POST", headers: { "Content-Type": "image/png" }, body: blob });
@@ -265,6 +265,7 @@ function show(doc) {
     ? `the label is the predicted digit, ${doc.prediction}, until you choose one`
     : `you chose ${doc.label}; the copy reads ${doc.prediction}`;
   $("alpha").max = String(doc.max_alpha);
+  if (!st.alphaSet) $("alpha").value = String(doc.alpha);
   $("alpha-note").textContent = `0 < α ≤ ${doc.max_alpha}`;
   $("step").disabled = false;
   $("step-until").disabled = false;
@@ -320,7 +321,7 @@ function renderMath(doc) {
     rows.push(eq(`${d_("Z", l)} = ${sym("W", l + 1)}<sup>T</sup>·${d_("Z", l + 1)} ⊙ <var>g</var>′(${sym("Z", l)})`,
       `${h.n_out} × 1, <var>g</var> = ${esc(g)}`,
       `<div class="dz-wrap"><canvas class="dz-grid" id="dz-${l}" data-testid="dZ${l}" data-layer="${l}"></canvas>` +
-      `<span class="heat-note">${h.off ? `<var>g</var>′ = 0 switched off <strong data-testid="off-${l}">${h.off}</strong> of ${h.n_out} units (grey): no gradient reaches them or their weights` : `<var>g</var>′ switched off no unit (${g} has <var>g</var>′ &gt; 0 everywhere)${h.saturated ? `, but ${h.saturated} are saturated (<var>g</var>′ under 1 % of its peak: they barely pass it on)` : ""}`}; ` +
+      `<span class="heat-note">${h.off ? `<var>g</var>′ = 0 switched off <strong data-testid="off-${l}">${h.off}</strong> of ${h.n_out} units (grey): no gradient reaches them or their weights` : `<var>g</var>′ switched off no unit (${g} has <var>g</var>′ &gt; 0 everywhere)${h.saturated ? `, but ${h.saturated} ${h.saturated === 1 ? "is" : "are"} saturated (<var>g</var>′ under 1 % of its peak: they barely pass it on)` : ""}`}; ` +
       `${on} carry it. ‖${d_("Z", l)}‖ = ${fmt(h.dZ_norm)}; ‖${d_("W", l)}‖ = ${fmt(h.dW_norm)}, largest |entry| ${fmt(Math.max(Math.abs(h.dW_max.value), Math.abs(h.dW_min.value)))}` +
       `${l === 1 ? ". <strong>Click a unit</strong> for its row of dW¹." : ""}</span></div>`, "wide"));
   }
@@ -561,6 +562,7 @@ $("save").addEventListener("click", async () => {
 });
 
 $("alpha").addEventListener("change", () => {
+  st.alphaSet = true;
   const v = Number($("alpha").value);
   if (!(v > 0) || (st.doc && v > st.doc.max_alpha)) {
     setStatus(`α must be above 0 and at most ${st.doc ? st.doc.max_alpha : 10}.`, "error");

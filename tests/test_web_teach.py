@@ -426,7 +426,10 @@ def test_bad_requests_get_their_status_and_the_server_keeps_serving(client, digi
         r = client.post(f"/api/backprop?{query}", content=png, headers=PNG)
         assert r.status_code == status, (query, r.text)
         assert text in r.json()["error"], (query, r.json())
+    from digitnet.web.app import MAX_BODY_BYTES
+
     for ctype, body, status in [
+        ("image/png", b"\0" * (MAX_BODY_BYTES + 1), 413),
         ("text/plain", png, 415),
         ("image/png", b"", 400),
         ("image/png", b"not an image", 400),

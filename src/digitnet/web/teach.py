@@ -325,7 +325,7 @@ class Teacher:
         from starlette.responses import JSONResponse
 
         from digitnet.errors import DigitnetError
-        from digitnet.web.app import IMAGE_TYPES, MAX_BODY_BYTES, _too_big
+        from digitnet.web.app import DRAIN_BYTES, IMAGE_TYPES, MAX_BODY_BYTES, _too_big
 
         q = request.query_params
         try:
@@ -344,11 +344,16 @@ class Teacher:
                 status_code=415,
             )
         body = bytearray()
+        received = 0
         async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                declared = request.headers.get("content-length", "")
-                return JSONResponse({"error": _too_big(len(body), declared)}, status_code=413)
+            received += len(chunk)
+            if received <= MAX_BODY_BYTES:
+                body += chunk
+            elif received > DRAIN_BYTES:
+                break
+        if received > MAX_BODY_BYTES:  # read (and dropped) as /api/predict does: see app.py
+            declared = request.headers.get("content-length", "")
+            return JSONResponse({"error": _too_big(received, declared)}, status_code=413)
         if not body:
             return JSONResponse({"error": "the body is empty: send the image's bytes."}, 400)
 

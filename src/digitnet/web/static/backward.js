@@ -270,6 +270,7 @@ function show(doc) {
   $("step").disabled = false;
   $("step-until").disabled = false;
   $("step-until").textContent = `Step until it reads ${doc.label}`;
+  $("step-until").title = `θ := θ − α dθ again and again until the copy reads ${doc.label}: at most ${doc.max_steps} steps a click`;
   $("reset").disabled = doc.steps_taken === 0;
   $("save").disabled = doc.steps_taken === 0;
   renderMath(doc);
@@ -529,7 +530,7 @@ async function step(until) {
   if (until) {
     setStatus(r.data.reached
       ? `It reads ${label} after ${r.data.steps} step${r.data.steps === 1 ? "" : "s"}.`
-      : `After ${r.data.steps} steps (the most one request takes) it still reads ${r.data.after.prediction}: try a larger α.`,
+      : `After ${r.data.steps} steps (at most ${st.doc.max_steps} a click) it still reads ${r.data.after.prediction}: try a larger α.`,
     r.data.reached ? "ok" : "warn");
   } else {
     setStatus(`One step taken: it now reads ${r.data.after.prediction}.`, "ok");

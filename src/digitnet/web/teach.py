@@ -9,20 +9,20 @@ copies, checks requests and turns the library's arrays into JSON.
 
 Routes (JSON; errors ``{"error": ...}`` with 400, 404, 413 or 415, as for ``/api/predict``):
 
-==========================================  ======================================================
-``POST /api/backprop?label=&alpha=&session=``  a PNG or JPEG body (as ``/api/predict``): the
-                                            backward pass for that digit and label on this
-                                            session's copy (a new session without ``session``)
-``GET  /api/backprop/{l}/{unit}?session=``  row ``unit`` of ``dWˡ`` for the session's digit
-``GET  /api/gradcheck?session=&unit=``      finite differences against backpropagation (float64)
-``POST /api/step``                          ``{"session", "steps"?, "until"?, "label"?, "alpha"?}``:
-                                            ``θ := θ - α dθ``, once, ``steps`` times, or until
-                                            the prediction is the label (at most
-                                            :data:`MAX_STEPS`), with before and after
-``POST /api/reset``                         ``{"session"}``: back to the served model
-``POST /api/save``                          ``{"session"}``: the taught copy as a new model file
-                                            in the runs folder
-==========================================  ======================================================
+===============================================  =================================================
+``POST /api/backprop?label=&alpha=&session=``    a PNG or JPEG body (as ``/api/predict``): the
+                                                 backward pass for that digit and label on this
+                                                 session's copy (a new session without one)
+``GET  /api/backprop/{l}/{unit}?session=``       row ``unit`` of ``dWˡ`` for the session's digit
+``GET  /api/gradcheck?session=&unit=``           finite differences against backpropagation
+``POST /api/step``                               ``{"session", "steps", "until", "label",
+                                                 "alpha"}``: ``θ := θ - α dθ`` once, ``steps``
+                                                 times, or until it reads the label (at most
+                                                 :data:`MAX_STEPS`), with before and after
+``POST /api/reset``                              ``{"session"}``: back to the served model
+``POST /api/save``                               ``{"session"}``: the taught copy as a new model
+                                                 file in the runs folder
+===============================================  =================================================
 
 Where the sessions live, and why: in the HTTP process, each request's work in a thread
 (:func:`starlette.concurrency.run_in_threadpool`), never on the event loop. A session is state
@@ -30,7 +30,8 @@ Where the sessions live, and why: in the HTTP process, each request's work in a 
 interchangeable on purpose (any free reader takes the next digit); keeping copies in readers would
 tie each tab to one reader and break that. A step on 784-512-256-10 is a few matrix-vector
 products and one outer product per layer (about a millisecond of NumPy, which leaves the GIL
-during the products); the accuracy on the 1,000 test digits is one batched forward pass.
+during the products); the accuracy on the 1,000 test digits is one batched forward pass, once
+per step request (after the steps; "before" is the previous answer's "after").
 
 Memory: at most :data:`MAX_SESSIONS` copies (the least recently used is forgotten when another
 is needed) and a copy idle for :data:`IDLE_SECONDS` is forgotten; each copy holds the parameters

@@ -206,6 +206,9 @@ def test_step_is_one_gradient_descent_step(digits):
     Xs, ys = explain.accuracy_sample(np.float32)
     assert result.after.accuracy == result.net.evaluate(Xs, ys)[1]
     np.testing.assert_allclose(result.after.probabilities.sum(axis=0), 1.0)
+    # stepping on from the taught copy, its `after` given as `before`
+    on = explain.take_steps(result.net, X[:, 0], 5, 0.05, before=result.after)
+    assert on.before is result.after and on.after.C < result.after.C
 
 
 def test_step_until_it_reads_the_label(digits):
@@ -334,3 +337,154 @@ def test_accuracy_sample_is_every_tenth_official_test_digit(mnist10k):
     np.testing.assert_array_equal(y, mnist10k.y_test[::10])
     np.testing.assert_array_equal(X, mnist10k.X_test[:, ::10])
     assert not X.flags.writeable
+
+
+# -- digitnet explain ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from digitnet.modelfile import save_model
+
+    folder = tmp_path_factory.mktemp("run")
+    net = make("784-32-16-10", "relu", "ce", np.float32, dropout=0.2, smoothing=0.1, seed=5)
+    save_model(folder / "model.safetensors", net)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def seven_png(tmp_path_factory):
+    from PIL import Image
+
+    image, label = explain.official_test_digit(0)
+    assert label == 7
+    path = tmp_path_factory.mktemp("img") / "seven.png"
+    Image.fromarray((255 - image * 255).astype(np.uint8)).save(path)  # dark ink on paper
+    return path
+
+
+def run(capsys, *argv):
+    from digitnet import cli
+
+    code = cli.main(["explain", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_explain_tells_the_lesson_in_80_columns(capsys, model_dir, seven_png):
+    code, out, err = run(capsys, model_dir, seven_png, "--label", 3, "--steps", 2, "--lr", 0.05)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for text in (
+        "Z¹ = W¹·A⁰ + b¹",
+        "A³ = softmax(Z³)",
+        "dZ³ = A³ - Y",
+        "dW¹ = 1/m dZ¹·A⁰ᵀ",
+        "dZ² = dA² ⊙ g'(Z²)",
+        "label smoothing ε = 0.1",
+        "backprop and finite differences agree",
+        "accuracy on 1,000 official test digits",
+    ):
+        assert text in out, text
+    # the numbers printed are the library's
+    from digitnet.commands.explain import num
+    from digitnet.imaging import preprocess, to_column
+    from digitnet.modelfile import load_model
+
+    net, _ = load_model(model_dir / "model.safetensors")
+    bp = explain.backward_pass(net, to_column(preprocess(seven_png)), 3)
+    assert f"= {num(bp.C)}" in out
+    off = int(bp.layers[0].off[0])
+    assert f"g' switched off {off} of 32 units (Z¹ ≤ 0)" in out
+    picture = [line for line in lines if line.startswith("   |")]
+    assert len(picture) == 28 and all(len(line) == 3 + 58 for line in picture)
+    steps = [line.split() for line in lines if line[:7].strip() in {"0", "1", "2"}]
+    assert [s[0] for s in steps[-3:]] == ["0", "1", "2"]
+
+
+def test_explain_json_has_every_quantity(capsys, model_dir):
+    import json
+
+    code, out, err = run(capsys, model_dir, "test:0", "--json", "--steps", 3, "--lr", 0.1)
+    assert code == 0, err
+    doc = json.loads(out)
+    image, _ = explain.official_test_digit(0)
+    from digitnet.modelfile import load_model
+
+    net, _ = load_model(model_dir / "model.safetensors")
+    read = int(net.predict(image.reshape(784, 1))[0])
+    assert doc["label"] == doc["prediction"] == read and doc["image"].endswith("(labelled 7)")
+    bp = explain.backward_pass(net, image, read)
+    assert doc["C"] == pytest.approx(bp.C, rel=1e-6)
+    assert doc["architecture"] == [784, 32, 16, 10] and doc["label_smoothing"] == 0.1
+    np.testing.assert_allclose(doc["Y"], bp.Y[:, 0])
+    for entry, lb in zip(doc["layers"], bp.layers, strict=True):
+        np.testing.assert_allclose(entry["dZ"], lb.dZ[:, 0], rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(entry["db"], lb.db[:, 0], rtol=1e-5, atol=1e-8)
+        assert entry["off"] == int(lb.off[0])
+    # the output layer's dW comes whole; the first layer's (32 x 784) summarised
+    np.testing.assert_allclose(doc["layers"][-1]["dW"], bp.layers[-1].dW, rtol=1e-5, atol=1e-8)
+    first = doc["layers"][0]["dW"]
+    assert first["shape"] == [32, 784]
+    np.testing.assert_allclose(first["row_norms"], np.linalg.norm(bp.layers[0].dW, axis=1), 1e-5)
+    # a test can recompute it from the whole arrays: dW¹ = dZ¹·Xᵀ (m = 1)
+    dW1 = np.outer(doc["layers"][0]["dZ"], doc["X"])
+    assert np.linalg.norm(dW1) == pytest.approx(first["norm"], rel=1e-5)
+    row = doc["dW1_row"]
+    np.testing.assert_allclose(row["values"], bp.layers[0].dW[row["unit"]], rtol=1e-5, atol=1e-9)
+    assert doc["gradient_check"]["ok"] and doc["gradient_check"]["max_relative_error"] < 1e-6
+    steps = doc["steps"]
+    assert steps["taken"] == 3 and len(steps["history"]) == 3 and steps["alpha"] == 0.1
+    assert 0 <= steps["before"]["accuracy"] <= 1 and 0 <= steps["after"]["accuracy"] <= 1
+    assert steps["history"][-1]["C"] == pytest.approx(steps["after"]["C"], rel=1e-6)
+
+
+def test_explain_until_and_the_file_stays(capsys, model_dir):
+    import json
+
+    from digitnet.modelfile import load_model
+
+    path = model_dir / "model.safetensors"
+    data = path.read_bytes()
+    net, _ = load_model(path)
+    target = (int(net.predict(explain.official_test_digit(1)[0].reshape(784, 1))[0]) + 4) % 10
+    code, out, err = run(
+        capsys, path, "test:1", "--label", target, "--until", "--lr", 0.1, "--json"
+    )
+    assert code == 0, err
+    steps = json.loads(out)["steps"]
+    assert steps["reached"] and steps["taken"] >= 1
+    assert steps["history"][-1]["prediction"] == steps["after"]["prediction"] == target
+    assert path.read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("--label", "10"),
+        ("--label", "-1"),
+        ("--label", "x"),
+        ("--lr", "0"),
+        ("--lr", "nan"),
+        ("--lr", "1e9"),
+        ("--steps", str(10**9)),
+        ("--steps", "0"),
+    ],
+)
+def test_explain_refuses_bad_options(capsys, model_dir, argv):
+    with pytest.raises(SystemExit) as exc:
+        run(capsys, model_dir, "test:0", *argv)
+    assert exc.value.code == 2
+    assert f"argument {argv[0]}: must be" in capsys.readouterr().err
+
+
+def test_explain_errors_are_one_line(capsys, model_dir, seven_png, tmp_path):
+    code, out, err = run(capsys, model_dir, tmp_path / "missing.png")
+    assert code == 1 and out == "" and err.startswith("error: ") and "missing.png" in err
+    code, out, err = run(capsys, seven_png, model_dir)  # MODEL and IMAGE swapped
+    assert code == 1 and err.splitlines()[0].startswith("error: ")
+    assert (
+        err.splitlines()[1]
+        == f"hint: the model comes first: digitnet explain {model_dir} {seven_png}"
+    )
+    code, out, err = run(capsys, model_dir, "test:10000")
+    assert code == 2 and "test:0 to test:9999" in err

@@ -19,7 +19,7 @@ from importlib import import_module
 from digitnet._version import __version__
 
 #: the commands, in the order ``digitnet --help`` lists them (modules of digitnet.commands)
-COMMANDS = ("train", "predict", "evaluate", "inspect", "serve", "data", "gradcheck")
+COMMANDS = ("train", "predict", "evaluate", "inspect", "serve", "data", "gradcheck", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ One backward pass, never a second implementation: the forward pass is the networ
 :meth:`~digitnet.network.Network.forward` does, written out so that each layer's output is kept),
 the output gradient is the network's :meth:`~digitnet.network.Network.output_gradient`, and the
 backward pass hands it to each layer's own ``backward`` from the last layer to the first, as
-training does (:meth:`~digitnet.network.Network.backpropagate`). ``dW`` and ``db`` are read from
+training does (:meth:`~digitnet.network.Network.backward`). ``dW`` and ``db`` are read from
 the dense layers, where ``backward`` leaves them. Tests check every quantity against the network's
 own ``backward`` and against PyTorch autograd.
 
@@ -291,7 +291,7 @@ def backward_pass(net: Network, X: Any, y: Any) -> BackwardPass:
         C = float(view.cost.value(A_L, Y, view.log_output()))
         fused = bool(getattr(view, "fused", False))
         grad = view.output_gradient(A_L, Y)  # dZᴸ = Aᴸ - Y when fused, else ∂ℓ/∂Aᴸ
-        # What each layer receives on the way back, as Network.backpropagate hands it on.
+        # What each layer receives on the way back, as Network.backward hands it on.
         received: dict[int, np.ndarray] = {}
         grads: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         returned: dict[int, np.ndarray | None] = {}
@@ -357,9 +357,12 @@ def backward_pass(net: Network, X: Any, y: Any) -> BackwardPass:
     out_kind = layers[-1].kind
     if fused:
         equation = "dZᴸ = Aᴸ - Y"
+    elif out_kind == "softmax":
+        dA = f"2/{view.n_outputs} (Aᴸ - Y)" if view.cost.kind == "mse" else "∂ℓ/∂Aᴸ"
+        equation = f"dZᴸ = Aᴸ ⊙ (dAᴸ - Σₖ dAᴸₖ Aᴸₖ), dAᴸ = {dA}"
     else:
         n = view.n_outputs
-        g = {"sigmoid": "σ'", "softmax": "softmax'"}.get(out_kind, "g'")
+        g = "σ'" if out_kind == "sigmoid" else "g'"
         dA = f"2/{n} (Aᴸ - Y)" if view.cost.kind == "mse" else "∂ℓ/∂Aᴸ"
         equation = f"dZᴸ = {dA} ⊙ {g}(Zᴸ)" if out_kind != "identity" else f"dZᴸ = {dA}"
     return BackwardPass(
@@ -560,14 +563,10 @@ def gradient_check(
 
 
 # -- the teaching step -------------------------------------------------------------------------
-@functools.lru_cache(maxsize=2)
-def accuracy_sample(dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, y)``: the fixed 1,000 official MNIST test digits the teaching step measures on.
-
-    Every :data:`SAMPLE_STRIDE`-th digit of the official test set (indices 0, 10, ..., 9990),
-    read from the embedded copy shipped with digitnet (checked against its SHA-256 digest).
-    ``X`` is ``(784, 1000)`` in [0, 1]; read once per process and dtype. Read-only arrays.
-    """
+@functools.lru_cache(maxsize=1)
+def _official_test_set() -> tuple[np.ndarray, np.ndarray]:
+    """The official MNIST test set as shipped with digitnet: ``(10000, 28, 28)`` uint8 images
+    and their labels, each file checked against its SHA-256 digest. Read once per process."""
     from digitnet.data import idx
     from digitnet.data.datasets import _embedded_dir, _find
     from digitnet.data.sources import EMBEDDED
@@ -583,9 +582,34 @@ def accuracy_sample(dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
                 "the installed digitnet is damaged: reinstall it",
             )
         arrays[role] = idx.parse(data, str(path))
-    images = arrays["test-images"][::SAMPLE_STRIDE]
+    images, labels = arrays["test-images"], arrays["test-labels"].astype(np.int64)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def official_test_digit(k: int) -> tuple[np.ndarray, int]:
+    """Digit ``k`` (0-9999) of the official MNIST test set: a ``(28, 28)`` float64 image in
+    [0, 1] (pixel / 255, as training reads it) and its label."""
+    images, labels = _official_test_set()
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < len(labels):
+        raise ConfigError(f"The official test digits are 0 to {len(labels) - 1}; got {k!r}.")
+    return images[k].astype(np.float64) / 255.0, int(labels[k])
+
+
+@functools.lru_cache(maxsize=2)
+def accuracy_sample(dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)``: the fixed 1,000 official MNIST test digits the teaching step measures on.
+
+    Every :data:`SAMPLE_STRIDE`-th digit of the official test set (indices 0, 10, ..., 9990),
+    read from the embedded copy shipped with digitnet (checked against its SHA-256 digest).
+    ``X`` is ``(784, 1000)`` in [0, 1] (pixel / 255); read once per process and dtype.
+    Read-only arrays.
+    """
+    images, labels = _official_test_set()
+    images = images[::SAMPLE_STRIDE]
     X = (images.reshape(images.shape[0], -1).astype(np.float64) / 255.0).T.astype(dtype)
-    y = arrays["test-labels"][::SAMPLE_STRIDE].astype(np.int64)
+    y = labels[::SAMPLE_STRIDE].copy()
     X.setflags(write=False)
     y.setflags(write=False)
     return X, y
@@ -675,6 +699,7 @@ def take_steps(
     steps: int | None = None,
     until: int | None = None,
     accuracy: bool = True,
+    before: Snapshot | None = None,
 ) -> Steps:
     """Gradient-descent steps ``θ := θ - α dθ`` on ``(X, y)``, on a COPY of ``net``.
 
@@ -688,6 +713,9 @@ def take_steps(
     ``before`` and ``after``: prediction, ``Aᴸ``, probabilities and cost on ``(X, y)``, and with
     ``accuracy`` the accuracy on the 1,000 test digits of :func:`accuracy_sample` (one step on
     one digit can cost accuracy elsewhere); ``history``: the snapshot after each step.
+    ``before``, when given, is used as the snapshot before the steps instead of measuring it
+    again (pass the previous call's ``after`` when stepping on from it: it saves one pass over
+    the 1,000 digits).
     """
     alpha = check_alpha(alpha)
     if steps is None:
@@ -707,7 +735,8 @@ def take_steps(
     taught = copy_network(net)
     X = _columns(taught, X)
     y = _labels(taught, y, X.shape[1])
-    before = snapshot(taught, X, y, accuracy=accuracy)
+    if before is None or (accuracy and before.accuracy is None):
+        before = snapshot(taught, X, y, accuracy=accuracy)
     result = Steps(net=taught, alpha=alpha, before=before, after=before, until=until)
     if until is not None and (before.prediction == until).all():
         result.reached = True
@@ -749,6 +778,7 @@ __all__ = [
     "gradient_check",
     "inference_view",
     "most_affected_unit",
+    "official_test_digit",
     "snapshot",
     "step",
     "take_steps",

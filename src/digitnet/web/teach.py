@@ -558,7 +558,7 @@ class Teacher:
     def _step_doc(self, s: Session, steps: int, until: bool) -> dict[str, Any]:
         from digitnet import explain
 
-        target = s.label if until and steps > 1 else None
+        target = s.label if until else None
         # The accuracy on the 1,000 test digits is the costly part of a step (a forward pass of
         # 1,000 digits, ten times the step itself): measured once per set of weights, after
         # each request's steps, and kept for the next request's "before".

@@ -14,6 +14,14 @@ here).
 
     python bench/bench_web.py                   # target: p50 < 15 ms, p99 < 60 ms at 8 clients
     python bench/bench_web.py --model runs/a --requests 2000
+
+Then the backward view's endpoints (``digitnet.web.teach``), one client on a kept-alive
+connection, ``--backward`` requests each (0 skips them): ``POST /api/backprop`` of a pad drawing
+with a label on one session, ``GET /api/backprop/1/{unit}`` (a row of ``dW¹``), ``POST /api/step``
+(one step, with the accuracy on 1,000 test digits before and after), ``POST /api/step`` with
+``until`` (from the trained model each time: a reset, a backprop with the runner-up as label,
+then the timed request), ``POST /api/reset``, and ``GET /api/gradcheck`` (a tenth as many).
+Target: a step well under 100 ms for 784-512-256-10.
 """
 
 from __future__ import annotations
@@ -235,12 +243,73 @@ def report(name: str, lat: np.ndarray, wall: float, wrong: int) -> None:
     )
 
 
+def backward_bench(url: str, bodies: list[bytes], n: int) -> None:
+    """p50 and p99 of each endpoint of the backward view, one request at a time."""
+    import http.client
+
+    address = urlsplit(url)
+    conn = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+    times: dict[str, list[float]] = {}
+
+    def call(name: str | None, method: str, path: str, body=None, ctype=None) -> dict:
+        headers = {"Content-Type": ctype} if ctype else {}
+        t = time.perf_counter()
+        conn.request(method, path, body=body, headers=headers)
+        res = conn.getresponse()
+        data = res.read()
+        seconds = time.perf_counter() - t
+        if res.status != 200:
+            raise SystemExit(f"{method} {path}: {res.status} {data[:200]!r}")
+        if name:
+            times.setdefault(name, []).append(seconds)
+        return json.loads(data)
+
+    def post(name, path, doc):
+        return call(name, "POST", path, json.dumps(doc).encode(), "application/json")
+
+    first = call(None, "POST", "/api/backprop", bodies[0], "image/png")
+    sid = first["session"]
+    n1 = first["layers"][0]["n_out"]
+    for i in range(n):  # the drawing changes: the view follows it
+        label = (i * 3) % 10
+        call("backprop", "POST", f"/api/backprop?session={sid}&label={label}", bodies[i % 100],
+             "image/png")  # fmt: skip
+    for i in range(n):
+        call("dW1 row", "GET", f"/api/backprop/1/{(i * 37) % n1}?session={sid}")
+    for i in range(n):
+        if i % 10 == 0:
+            post("reset", "/api/reset", {"session": sid})
+            call(None, "POST", f"/api/backprop?session={sid}&label={i % 10}", bodies[i % 100],
+                 "image/png")  # fmt: skip
+        post("step", "/api/step", {"session": sid, "alpha": 0.02})
+    steps = []
+    for i in range(max(1, n // 4)):
+        post("reset", "/api/reset", {"session": sid})
+        doc = call(None, "POST", f"/api/backprop?session={sid}", bodies[i % 100], "image/png")
+        runner_up = int(np.argsort(doc["probabilities"])[-2])
+        r = post("step-until", "/api/step", {"session": sid, "label": runner_up, "until": True,
+                                             "alpha": 0.05})  # fmt: skip
+        steps.append(r["steps"])
+    for _ in range(max(1, n // 10)):
+        call("gradcheck", "GET", f"/api/gradcheck?session={sid}")
+    conn.close()
+    for name, lat in times.items():
+        p50, p99 = np.percentile(np.array(lat) * 1e3, [50, 99])
+        extra = ""
+        if name == "step-until":
+            extra = f"  steps p50 {np.median(steps):.0f}, max {max(steps)} (α = 0.05)"
+        print(f"{name:<12} n={len(lat):4d}  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms{extra}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="a model file or run folder (default: train one)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2, help="digitnet serve --workers")
+    parser.add_argument(
+        "--backward", type=int, default=200, help="requests per backward-view endpoint (0: none)"
+    )
     args = parser.parse_args()
 
     from digitnet.data.datasets import load_embedded
@@ -295,6 +364,10 @@ def main() -> None:
                 f"{args.workers} readers {read_ms:.2f} ms), clients {1e3 * cpu / lat.size:.2f} ms"
             )
             print(f"load average after: {loadavg()}")
+            if args.backward:
+                print(f"the backward view's endpoints, one client; load {loadavg()}")
+                backward_bench(url, bodies, args.backward)
+                print(f"load average after: {loadavg()}")
         finally:
             proc.terminate()
             proc.wait(timeout=10)

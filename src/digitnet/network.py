@@ -244,9 +244,6 @@ class Network:
             X = X.astype(self.dtype)
         return X
 
-    #: the old private name, until web/teach.py (written at the same time) calls check_input
-    _check_input = check_input
-
     def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         """``A⁰ = X``; ``Aˡ = layer(Aˡ⁻¹)`` for each layer; returns the output ``Aᴸ``.
 

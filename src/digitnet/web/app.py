@@ -13,6 +13,7 @@ Built on Starlette (an ASGI framework; ``digitnet serve`` runs it on uvicorn). R
 ``GET  /api/runs/{name}/history``      a run's history rows, status, epochs done and planned
 ``GET  /api/runs/{name}/events``       the same as server-sent events, sent again on each change
 ``GET  /api/runs/{name}/weights.png``  ``W¹`` of the run's latest checkpoint as 28x28 tiles
+``/api/backprop``, ``/api/step`` ...   the backward view: see :mod:`digitnet.web.teach`
 =====================================  ==========================================================
 
 ``POST /api/predict`` answers exactly as ``digitnet predict --json`` does for the same file:
@@ -57,7 +58,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from digitnet.errors import DigitnetError
-from digitnet.web import runs
+from digitnet.web import runs, teach
 from digitnet.web.readers import ImageTooLargeError, ReaderDiedError, Readers, model_bytes
 
 STATIC = Path(__file__).parent / "static"
@@ -423,6 +424,7 @@ def create_app(
         Route("/api/runs/{name}/weights.png", app.weights_png, methods=["GET"]),
         Mount("/static", _Static(directory=STATIC), name="static"),
     ]
+    routes[-1:-1] = teach.Teacher(app).routes()  # the backward view's API (web/teach.py)
     starlette = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

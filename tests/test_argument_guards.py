@@ -24,7 +24,11 @@ def test_a_negative_seed_gets_one_line(command, capsys):
         cli.main([command, "--seed", "-1"])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert err.rstrip().endswith("argument --seed: a seed is a non-negative integer; got '-1'")
+    lines = err.strip().splitlines()
+    assert len(lines) == 2, err  # error: ..., hint: ...
+    assert lines[0].startswith("error: ")
+    assert lines[0].endswith("--seed: a seed is a non-negative integer; got '-1'")
+    assert lines[1].startswith("hint: ")
     assert "Traceback" not in err
 
 

@@ -474,7 +474,10 @@ def test_explain_refuses_bad_options(capsys, model_dir, argv):
     with pytest.raises(SystemExit) as exc:
         run(capsys, model_dir, "test:0", *argv)
     assert exc.value.code == 2
-    assert f"argument {argv[0]}: must be" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("hint: "), err
+    assert lines[0].startswith("error: ") and f"{argv[0]}: must be" in lines[0], err
 
 
 def test_explain_errors_are_one_line(capsys, model_dir, seven_png, tmp_path):

@@ -79,7 +79,10 @@ def digits():
 def open_client(runs_root: Path, kind: str) -> TestClient:
     from digitnet.web.app import create_app
 
-    return TestClient(create_app(runs_root / kind / "model.safetensors", runs_root, kind))
+    return TestClient(
+        create_app(runs_root / kind / "model.safetensors", runs_root, kind),
+        base_url="http://127.0.0.1",  # a Host the server answers to
+    )
 
 
 @pytest.fixture(scope="module")
@@ -351,7 +354,7 @@ MEMORY_SCRIPT = textwrap.dedent(
     X = load_embedded().X_test
     pngs = [digit_png(X[:, i]) for i in range(8)]
     if __name__ == "__main__":
-        with TestClient(create_app(sys.argv[1], sys.argv[2])) as c:
+        with TestClient(create_app(sys.argv[1], sys.argv[2]), base_url="http://127.0.0.1") as c:
             def session(i):
                 png = pngs[i % 8]
                 r = c.post(f"/api/backprop?label={i % 10}", content=png,

@@ -45,8 +45,19 @@ class Formatter(argparse.HelpFormatter):
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         import textwrap
 
-        if "\n" in text:  # an epilog laid out by hand: examples, tables
-            lines = [fitted for line in text.splitlines() for fitted in _fit(line, width)]
+        if "\n" in text:  # an epilog laid out by hand: examples, tables, prose
+            lines: list[str] = []
+            prose: list[str] = []  # unindented lines in a row: a paragraph, wrapped as one
+            for line in [*text.splitlines(), ""]:
+                if line and not line[0].isspace():
+                    prose.append(line)
+                    continue
+                if prose:
+                    paragraph = " ".join(prose)
+                    lines += textwrap.wrap(paragraph, width, break_on_hyphens=False) or [""]
+                    prose = []
+                lines += _fit(line, width)
+            lines.pop()  # the "" added above
             return "\n".join(indent + line for line in lines) + "\n" * text.endswith("\n")
         text = self._whitespace_matcher.sub(" ", text).strip()
         return textwrap.fill(

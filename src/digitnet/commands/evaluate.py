@@ -40,8 +40,8 @@ writes, into --out (default: the model's folder):
    "per_class": [{"digit": 0, "precision": F, "recall": F, "f1": F, "support": INT}, ... 10],
    "confusion_matrix": [[10 counts], ... 10 rows],   (row = true digit, column = predicted)
    "pictures": {"confusion_matrix": PATH, "mistakes": PATH}}
-  accuracy = trace / n = the trace of the confusion matrix over its sum. Precision of a digit
-  never predicted, and recall of a digit absent from the data, are 0/0, reported as 0.0.
+accuracy = trace / n = the trace of the confusion matrix over its sum. Precision of a digit
+never predicted, and recall of a digit absent from the data, are 0/0, reported as 0.0.
 """
 
 

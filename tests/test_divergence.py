@@ -53,6 +53,12 @@ def test_an_accuracy_stuck_at_chance_is_warned_about(tmp_path):
     assert "epoch 3/3" in r.stdout  # a warning: the run goes on
 
 
+def test_full_batch_descent_is_not_warned_about_in_its_first_steps(tmp_path):
+    """The tutorial's gradient descent takes one step an epoch: near chance after two."""
+    r = run_cli("--preset", "tutorial", "--epochs", "60", cwd=tmp_path)
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
 def test_the_advice_is_in_a_sane_range():
     assert suggest_lr(1e6, "adam") == 1e-3 and suggest_lr(1e4, "sgd") == 0.1
     assert suggest_lr(0.05, "adam") == pytest.approx(5e-4)  # a hundredth, when that is lower

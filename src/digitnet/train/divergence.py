@@ -8,7 +8,7 @@ a cost of 3e17. :class:`DivergenceWatch` watches each mini-batch's cost: once it
 a factor of a few), the run stops with a :class:`~digitnet.errors.DivergenceError` saying what
 happened. A cost that stays finite and flat while the accuracy stays at chance (a saturated
 sigmoid network with ``--lr 1e6``) cannot be told from a slow start in one epoch: after
-:data:`PATIENCE` epochs it is warned about, once.
+:data:`PATIENCE` epochs and :data:`MIN_STEPS` steps it is warned about, once.
 
 :func:`suggest_lr` is the learning rate to try: a hundredth of the one that diverged, but never
 more than what works for the optimiser (Adam's 0.001, SGD's 0.1): the advice for ``--lr 1e6``
@@ -25,6 +25,7 @@ from digitnet.errors import DivergenceError
 
 __all__ = [
     "GROWTH",
+    "MIN_STEPS",
     "PATIENCE",
     "DivergenceWatch",
     "TrainingWarning",
@@ -35,8 +36,11 @@ __all__ = [
 
 #: the cost may grow to this many times its first value before the run is stopped
 GROWTH = 1000.0
-#: epochs at chance accuracy before a warning
+#: epochs at chance accuracy before a warning...
 PATIENCE = 2
+#: ...and optimiser steps (full-batch gradient descent takes one step an epoch: the tutorial's
+#: network is still near chance after two, and at 44 % after fifty)
+MIN_STEPS = 50
 #: learning rates that work for each optimiser on MNIST-like data (the presets' and the seeds');
 #: with the mean squared error (whose gradient is smaller), the seeds' SGD takes 3
 USUAL_LR = {"adam": 1e-3, "sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "gd": 0.5}
@@ -109,7 +113,7 @@ class DivergenceWatch:
             )
 
     def epoch(self, record: dict[str, Any]) -> None:
-        if self.warned or record["epoch"] < PATIENCE:
+        if self.warned or record["epoch"] < PATIENCE or self.trainer.opt.t < MIN_STEPS:
             return
         recent = self.trainer.history[-PATIENCE:]
         if all(r["accuracy"] <= 1.5 * self.chance for r in recent):

@@ -9,9 +9,8 @@ cross-entropy; float32), on one 10,000-example MNIST epoch with batch size 128 a
 * **digitnet s/epoch**: wall time of ``net.fit(X, y, epochs=1, batch_size=128, optimizer="sgd",
   learning_rate=0.1)``, where ``X`` (784, m) is the transpose of a C-ordered (m, 784) array, so
   ``fit`` makes no copy of it. It includes everything ``fit`` does per batch (gather, forward,
-  loss value, accuracy, backward, update). With plain SGD ``fit`` takes its fast path: the cost
-  and ``dZᴸ = Aᴸ - Y`` straight from the labels (no one-hot ``Y``), and each layer's step
-  ``W := W - α/m dZ·Aᵀ`` inside the backward pass, the product added into ``W`` by one BLAS call.
+  loss value, accuracy, backward, update): the plain path of docs/math.md, forward, cost,
+  backward, ``Optimizer.step``, with the BLAS threads ``fit`` chooses (train/threads.py).
 * **torch s/epoch**: a standard PyTorch loop on the same data, ``torch.randperm`` each epoch, one
   ``x[idx]`` per batch, ``nn.Sequential`` + ``nn.CrossEntropyLoss`` + ``torch.optim.SGD``,
   ``zero_grad`` / ``backward`` / ``step``.
@@ -53,6 +52,16 @@ and ``dn/floor <= 1.3`` for training, judged on the paired ratios. Run::
 
     python bench/bench_train.py [--rounds 5] [--max-rounds 15] [--wait-quiet 15] [--pause 0.3]
                                 [--quick] [--json out.json]
+
+With a busy neighbour
+---------------------
+``--busy`` times ``digitnet train --preset P`` (whole runs where short, a few epochs otherwise:
+``BUSY_RUNS``) in a fresh process, on a quiet machine and beside a process that keeps one CPU
+busy, each with the BLAS threads digitnet chooses and on one thread (``OPENBLAS_NUM_THREADS=1``),
+alternating; ``--compare-src DIR`` adds an older digitnet (its ``src/``) as it ran before::
+
+    python bench/bench_train.py --busy [--rounds 2] [--presets tutorial,default]
+                                [--compare-src /path/to/old/src]
 """
 
 from __future__ import annotations
@@ -260,30 +269,19 @@ def wait_for_quiet(limit_s: float) -> float:
 
 # -- the three systems -------------------------------------------------------------------------
 class DigitnetRunner:
-    """digitnet's epochs as ``fit`` runs them, or with another step (``--tricks``).
-
-    ``step``: ``"fit"`` (whatever ``fit`` chooses: the fused step of train/fused.py for this
-    SGD training), ``None`` (the plain path: forward, backward, ``Optimizer.step``), or a class
-    of fused step (one of :func:`trick_variants`).
-    """
-
-    def __init__(self, spec: str, X: np.ndarray, y: np.ndarray, step: Any = "fit") -> None:
+    def __init__(self, spec: str, X: np.ndarray, y: np.ndarray) -> None:
         import digitnet
 
         self.net = digitnet.Network.from_spec(spec, seed=0)
         self.X, self.y = X, y
-        self.step = step
         self.epochs_run = 0
         self.last: dict[str, Any] = {}
 
     def epochs(self, n: int) -> list[float]:
-        """Seconds of each of ``n`` back-to-back epochs of one training (as one ``fit`` call)."""
-        from digitnet.train.loop import Trainer
-
+        """Seconds of each of ``n`` back-to-back epochs of one ``fit`` call."""
         self.epochs_run += 1
         stamps = [time.perf_counter()]
-        trainer = Trainer(
-            self.net,
+        history = self.net.fit(
             self.X,
             self.y,
             epochs=n,
@@ -293,9 +291,6 @@ class DigitnetRunner:
             seed=self.epochs_run,
             callbacks=[lambda _record: stamps.append(time.perf_counter())],
         )
-        if self.step != "fit":
-            trainer.fused_step = None if self.step is None else self.step(self.net)
-        history = trainer.train()
         self.last = history[-1]
         return [b - a for a, b in itertools.pairwise(stamps)]
 
@@ -422,147 +417,6 @@ class GemmFloor:
             parts["dA_prev = Wᵀ·dZ"] = t_da
             parts["dW = dZ·Aᵀ"] = t_dw - t_da
         return total
-
-
-# -- the speed tricks of digitnet.train.fused, each turned off in turn (--tricks) ---------------
-def trick_variants() -> dict[str, Any]:
-    """The fused step, the same step with one of its tricks replaced by the plain arithmetic,
-    and the plain path (``None``). The trick numbers are those of train/fused.py's docstring."""
-    from digitnet.activations import ReLU
-    from digitnet.layers import Dense
-    from digitnet.train.fused import SoftmaxCrossEntropySGD as Fused
-
-    class NoLabels(Fused):
-        """Trick 1 off: the softmax layer's forward, a one-hot Y, CrossEntropy.value on the
-        exact log-softmax, dZ = A - Y (the plain path's output step)."""
-
-        def output(self, Z, y):
-            net = self.net
-            A = net.layers[-1].forward(Z, training=True)
-            Y = net.targets(y, out=np.empty_like(A))
-            return net.cost_value(A, Y, net.log_output()), A, net.output_gradient(A, Y)
-
-    class NoStepInBackward(Fused):
-        """Trick 2 off: dW = 1/m dZ·Aᵀ and db = 1/m Σ dZ stored, then θ := θ - α dθ apart."""
-
-        def backward_sgd(self, alpha):
-            grad, inputs = self.dZ, self.inputs
-            for i in range(len(self.layers) - 1, self.first_dense - 1, -1):
-                layer, A_prev = self.layers[i], inputs[i]
-                if isinstance(layer, Dense):
-                    m = grad.shape[1]
-                    dW = np.matmul(
-                        grad, A_prev.T, out=self._buf(("dW", i), layer.W.shape, grad.dtype)
-                    )
-                    dW *= 1.0 / m
-                    ones = self._const(f"1/{m}", (m, 1), grad.dtype, 1.0)
-                    db = np.matmul(grad, ones, out=self._buf(("db", i), layer.b.shape, grad.dtype))
-                    db *= 1.0 / m
-                    nxt = None
-                    if i != self.first_dense:
-                        out = self._buf(("dA", i), (layer.n_in, m), grad.dtype)
-                        nxt = np.matmul(layer.W.T, grad, out=out)
-                    dW *= alpha
-                    layer.W -= dW
-                    db *= alpha
-                    layer.b -= db
-                    grad = nxt
-                elif isinstance(layer, ReLU):
-                    grad = grad * (inputs[i + 1] > 0)
-                else:
-                    grad = layer.backward(grad)
-
-    class NoReusedArrays(Fused):
-        """Trick 3 off: every array new each step, ReLU against the scalar 0, db by np.sum."""
-
-        def forward(self, A0):
-            inputs, A = [A0], A0
-            for layer in self.layers:
-                if isinstance(layer, Dense):
-                    A = layer.W @ A
-                    A += layer.b
-                elif isinstance(layer, ReLU):
-                    A = np.maximum(A, 0)
-                else:
-                    A = layer.forward(A, training=True)
-                inputs.append(A)
-            return inputs
-
-        def backward_sgd(self, alpha):
-            grad, inputs = self.dZ * (alpha / self.dZ.shape[1]), self.inputs
-            for i in range(len(self.layers) - 1, self.first_dense - 1, -1):
-                layer, A_prev = self.layers[i], inputs[i]
-                if isinstance(layer, Dense):
-                    nxt = layer.W.T @ grad if i != self.first_dense else None
-                    layer.W -= grad @ A_prev.T
-                    layer.b -= grad.sum(axis=1, keepdims=True)
-                    grad = nxt
-                elif isinstance(layer, ReLU):
-                    grad = grad * (inputs[i + 1] > 0)
-                else:
-                    grad = layer.backward(grad)
-
-    return {
-        "fused (what fit runs)": Fused,
-        "- 1 cost from labels": NoLabels,
-        "- 2 step in backward": NoStepInBackward,
-        "- 3 reused arrays": NoReusedArrays,
-        "plain path": None,
-    }
-
-
-def run_tricks(args: argparse.Namespace) -> dict[str, Any]:
-    """Each variant's seconds per epoch, alternating, as medians over rounds, against torch."""
-    env, _limiter = setup_threads()
-    (rows, y, _rt, _yt), _loader = load_data(Path(args.data_dir))
-    X = rows.T
-    variants = trick_variants()
-    print("digitnet's speed tricks (train/fused.py), each turned off in turn; seconds per epoch")
-    print(f"  numpy BLAS threads: {[b.get('num_threads') for b in env['numpy BLAS']]}")
-    print(f"  load average before: {os.getloadavg()}")
-    systems = {
-        spec: {
-            **{name: DigitnetRunner(spec, X, y, cls) for name, cls in variants.items()},
-            "torch": TorchRunner(spec, rows, y),
-        }
-        for spec in ARCHS
-    }
-    meter = LoadMeter()
-    names = [*variants, "torch"]
-    times: dict[str, dict[str, list[float]]] = {s: {n: [] for n in names} for s in ARCHS}
-    others: list[float] = []
-    for r in range(args.rounds + 1):  # round 0 warms up and is not recorded
-        if args.wait_quiet > 0:
-            wait_for_quiet(args.wait_quiet)
-        start = meter.start()
-        for spec in ARCHS:
-            for name in names if r % 2 else names[::-1]:
-                time.sleep(args.pause)
-                t = statistics.median(systems[spec][name].epochs(args.epochs))
-                if r:
-                    times[spec][name].append(t)
-        load = meter.since(start)["others_cores"]
-        if r:
-            others.append(load if load is not None else math.nan)
-            print(
-                f"  round {r}: others used {load:.2f} cores; load average {os.getloadavg()[0]:.2f}"
-            )
-    print()
-    summary: dict[str, Any] = {}
-    for spec in ARCHS:
-        t = times[spec]
-        fused = t[names[0]]
-        print(f"{spec}: median s/epoch, paired ratio to the fused step, paired ratio to torch")
-        summary[spec] = {}
-        for name in names:
-            med = statistics.median(t[name])
-            vs_fused = statistics.median(a / b for a, b in zip(t[name], fused, strict=True))
-            vs_torch = statistics.median(a / b for a, b in zip(t[name], t["torch"], strict=True))
-            spread = f"{min(t[name]):.4f}-{max(t[name]):.4f}"
-            print(f"  {name:<24}{med:9.4f}  ({spread})  x{vs_fused:5.2f}  dn/torch {vs_torch:5.2f}")
-            summary[spec][name] = {"median_s": med, "over_fused": vs_fused, "over_torch": vs_torch}
-    print(f"\nothers used {min(others):.2f}-{max(others):.2f} cores over the rounds")
-    return {"environment": env, "summary": summary, "times": times, "others_cores": others}
 
 
 # -- a busy neighbour (--busy) -----------------------------------------------------------------
@@ -973,12 +827,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--json", metavar="FILE", help="also write every measurement to FILE")
     p.add_argument(
-        "--tricks",
-        action="store_true",
-        help="time the fused step of train/fused.py with each of its tricks turned off in turn, "
-        "and the plain path, against torch (--rounds rounds, alternating)",
-    )
-    p.add_argument(
         "--busy",
         action="store_true",
         help="time 'digitnet train --preset P' quiet and beside a process keeping one CPU busy, "
@@ -996,12 +844,7 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds, args.infer_reps, args.epochs = 2, 3, 2
         args.max_rounds = args.max_rounds or 4
     args.max_rounds = max(args.max_rounds or 3 * args.rounds, args.rounds)
-    if args.busy:
-        result = run_busy(args)
-    elif args.tricks:
-        result = run_tricks(args)
-    else:
-        result = run(args)
+    result = run_busy(args) if args.busy else run(args)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
         print(f"\nwrote {args.json}")

@@ -31,7 +31,6 @@ import numpy as np
 from digitnet.errors import ConfigError, DivergenceError, ShapeError
 from digitnet.layers import Dropout
 from digitnet.optim import Optimizer, Schedule, get_optimizer
-from digitnet.train.fused import fused_step_for
 from digitnet.train.threads import BlasThreads, largest_product
 
 #: one dict per epoch: epoch, loss, accuracy, val_loss, val_accuracy, seconds, lr
@@ -191,10 +190,6 @@ class Trainer:
         self.parameters = net.parameters()
         self._batch_rows: dict[int, np.ndarray] = {}
         self._Y_bufs: dict[int, np.ndarray] = {}
-        # The fused step for softmax + cross-entropy trained by plain SGD, when it applies: the
-        # plain path's arithmetic up to float rounding (train/fused.py; tests/test_fused.py
-        # trains both ways and compares). None: the plain path, forward, backward, step.
-        self.fused_step = fused_step_for(net, self.opt)
         self._y_order: np.ndarray | None = None  # the labels in the epoch's order
 
         # where training is
@@ -294,22 +289,16 @@ class Trainer:
             if self.augment is not None:
                 self.augment(rows, self.aug_rng, out=rows)
             A0, yb = rows.T, self._y_order[k * bs : (k + 1) * bs]  # A⁰ = X for this batch
-        if self.fused_step is not None:
-            batch_loss, A = self.fused_step.forward_cost(A0, yb)
-            self._check_finite(batch_loss, epoch, k)
-            opt.t += 1  # the step Optimizer.step would count
-            self.fused_step.backward_sgd(opt.alpha)
-        else:
-            A = net.forward(A0, training=True)  # the plain path: forward,
-            n = yb.shape[0]
-            Yb = self._Y_bufs.get(n)
-            if Yb is None:
-                Yb = self._Y_bufs[n] = np.empty((net.n_outputs, n), dtype=net.dtype)
-            Y = net.targets(yb, out=Yb)
-            batch_loss = net.cost_value(A, Y, net.log_output())
-            self._check_finite(batch_loss, epoch, k)
-            net.backpropagate(net.output_gradient(A, Y))  # backward: dW, db of every layer,
-            opt.step(self.parameters)  # and θ := θ - α dθ (or another optimiser's rule)
+        A = net.forward(A0, training=True)  # forward: Aᴸ of the batch,
+        n = yb.shape[0]
+        Yb = self._Y_bufs.get(n)
+        if Yb is None:
+            Yb = self._Y_bufs[n] = np.empty((net.n_outputs, n), dtype=net.dtype)
+        Y = net.targets(yb, out=Yb)
+        batch_loss = net.cost_value(A, Y, net.log_output())  # the cost C,
+        self._check_finite(batch_loss, epoch, k)
+        net.backpropagate(net.output_gradient(A, Y))  # backward: dW, db of every layer,
+        opt.step(self.parameters)  # and θ := θ - α dθ (or another optimiser's rule)
         self.loss_sum += batch_loss * yb.shape[0]
         self.correct += int(np.count_nonzero(A.argmax(axis=0) == yb))
         return batch_loss

@@ -511,15 +511,33 @@ def test_to_column_feeds_the_network():
         to_column(np.zeros(784))
 
 
-def test_importing_imaging_loads_neither_pillow_nor_scipy():
-    code = "import sys, digitnet.imaging; print([m for m in ('PIL', 'scipy') if m in sys.modules])"
+def test_importing_imaging_loads_neither_pillow_nor_opencv():
+    code = (
+        "import sys, digitnet, digitnet.imaging; "
+        "print([m for m in ('PIL', 'cv2', 'scipy') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
-def test_preprocess_does_not_import_scipy(tmp_path):
+def test_help_does_not_import_opencv():
+    code = (
+        "import sys\n"
+        "from digitnet import cli\n"
+        "for argv in (['--help'], ['predict', '--help']):\n"
+        "    try:\n"
+        "        cli.main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('cv2' in sys.modules, file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr.strip() == "False"
+
+
+def test_preprocess_uses_opencv_not_scipy(tmp_path):
     """SciPy's ndimage would cost a third of a second of ``digitnet predict``'s start; imaging's
-    filters are NumPy (digitnet._ndimage). A thick stroke and a fine pen (widened) both run."""
+    filters are OpenCV's. A thick stroke and a fine pen (widened) both run."""
     thick, fine = tmp_path / "seven.png", tmp_path / "fine.jpg"
     _seven("L").save(thick)
     img = Image.new("L", (800, 600), 245)
@@ -529,7 +547,8 @@ def test_preprocess_does_not_import_scipy(tmp_path):
         "import sys\n"
         "from digitnet.imaging import preprocess\n"
         f"shapes = [preprocess(p).shape for p in ({str(thick)!r}, {str(fine)!r})]\n"
-        "print(shapes, [m for m in sys.modules if m == 'scipy' or m.startswith('scipy.')])"
+        "print(shapes, 'cv2' in sys.modules, "
+        "[m for m in sys.modules if m == 'scipy' or m.startswith('scipy.')])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[(28, 28), (28, 28)] []"
+    assert out.stdout.strip() == "[(28, 28), (28, 28)] True []"

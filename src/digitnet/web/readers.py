@@ -62,10 +62,11 @@ def answer(predictor: Any, data: bytes) -> bytes:
     import numpy as np
     import orjson
 
-    from digitnet.imaging import preprocess
-
-    image = preprocess(data)
-    result, layers = predictor.trace(image)
+    # The answer is Predictor.read's, as digitnet predict --json prints it; the layers are the
+    # first digit's (the only one, for a drawing of one digit).
+    result, images = predictor.read(data)
+    image = images[0]
+    _, layers = predictor.trace(image)
     image28 = np.round(np.asarray(image, dtype=np.float64), 4)
     return orjson.dumps(
         {**result, "image28": image28, "layers": layers}, option=orjson.OPT_SERIALIZE_NUMPY

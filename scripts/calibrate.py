@@ -8,7 +8,7 @@ answer and the shape doubts of :func:`digitnet.imaging.read_digits` (a dot or a 
 the edge); for each threshold, the share of digits flagged "not sure" and the accuracy of the
 answers left confident. With ``--photos``, the same through ``Predictor.read`` for the photo set
 (scripts/make_photo_set.py). The threshold in use is the model's own,
-``Predictor.confident_threshold()`` (calibrated on the first 1,000 test digits).
+``Predictor.confident_threshold()`` (calibrated on the first 500 test digits).
 """
 
 from __future__ import annotations

@@ -1188,6 +1188,8 @@ def read(
         reading = read_digits(grey, min_stroke=min_stroke)
     except ImageError as e:
         raise ImageError(f"{_describe(source)}: {e.message}", e.hint) from None
+    if max(grey.shape) < WORKING_SIDE:  # decoded at full size: the boxes are the file's
+        return reading
     size = _upright_size(source)
     if size is None or size == (grey.shape[1], grey.shape[0]):
         return reading

@@ -117,7 +117,9 @@ class Predictor:
         P = self.probabilities(X)
         return [_answer(P[:, j]) for j in range(P.shape[1])]
 
-    def read(self, source: Any) -> tuple[dict[str, Any], list[np.ndarray]]:
+    def read(
+        self, source: Any, *, layers: list[dict[str, Any]] | None = None
+    ) -> tuple[dict[str, Any], list[np.ndarray]]:
         """An image file (or its bytes) read: the answer that ``digitnet predict --json`` prints
         and ``POST /api/predict`` sends (less ``image``), and the 28x28 image of each digit.
 
@@ -127,16 +129,21 @@ class Predictor:
         is) and ``reason`` (why not, in one line; ``None`` when confident). For a single digit,
         ``prediction``, ``probabilities`` and ``top3`` are that digit's; for several they are
         ``None``: the number is the answer. Raises :class:`~digitnet.errors.ImageError`.
+
+        Each digit goes through :meth:`trace`, one column at a time (a batch of several columns
+        can differ from one column in the last bits of float32); given a list as ``layers``,
+        the first digit's layers are appended to it, for the page.
         """
-        from digitnet.imaging import read, to_column
+        from digitnet.imaging import read
 
         reading = read(source)
         images = [d.image for d in reading.digits]
         digits = []
-        for d in reading.digits:
-            # One column at a time, as the page's server does: a batch of several columns can
-            # differ from one column in the last bits of float32, and the two must agree exactly.
-            entry = {"box": list(d.box), **_answer(self.probabilities(to_column(d.image))[:, 0])}
+        for k, d in enumerate(reading.digits):
+            answer, traced = self.trace(d.image)
+            if k == 0 and layers is not None:
+                layers.extend(traced)
+            entry = {"box": list(d.box), **answer}
             entry.update(_confidence(entry, d.doubt or reading.doubt, self.confident_threshold()))
             digits.append(entry)
         return self.summary(digits), images

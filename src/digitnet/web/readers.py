@@ -64,9 +64,9 @@ def answer(predictor: Any, data: bytes) -> bytes:
 
     # The answer is Predictor.read's, as digitnet predict --json prints it; the layers are the
     # first digit's (the only one, for a drawing of one digit).
-    result, images = predictor.read(data)
+    layers: list[dict[str, Any]] = []
+    result, images = predictor.read(data, layers=layers)
     image = images[0]
-    _, layers = predictor.trace(image)
     image28 = np.round(np.asarray(image, dtype=np.float64), 4)
     return orjson.dumps(
         {**result, "image28": image28, "layers": layers}, option=orjson.OPT_SERIALIZE_NUMPY

@@ -34,9 +34,9 @@ TARGETS = {"help": 0.3, "predict": 0.6}
 #: modules that no command here may import
 FORBIDDEN = ("matplotlib", "torch", "pooch", "tqdm", "requests", "pandas", "IPython")
 #: heavy modules that are reported when imported (top-level packages)
-HEAVY = ("numpy", "scipy", "PIL", "safetensors", "platformdirs", *FORBIDDEN)
+HEAVY = ("numpy", "scipy", "PIL", "cv2", "safetensors", "platformdirs", *FORBIDDEN)
 #: what each command needs
-NEEDED = {"help": (), "predict": ("numpy", "PIL", "safetensors")}
+NEEDED = {"help": (), "predict": ("numpy", "PIL", "cv2", "safetensors")}
 
 _PROBE = """\
 import json, runpy, sys

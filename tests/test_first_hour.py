@@ -253,8 +253,10 @@ def test_predict_errors_are_error_then_hint(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out.splitlines()
     assert out[1] == (
         "--show: wrote what the network read for 1 image into seen/ (such as "
-        "seen/one.28x28.x8.png, 8 times larger, beside the 28x28 original)"
+        "seen/one.28x28.x8.png, 8 times larger, beside the 28x28 original), and each image "
+        "with the boxes of the digits found (NAME.boxes.png)"
     )
+    assert (tmp_path / "seen" / "one.boxes.png").is_file()
     assert (tmp_path / "seen" / "one.28x28.x8.png").is_file()
     assert cli.main(["predict", "run", "digits/one.png", "--show", "seen", "--json"]) == 0
     out, err = capsys.readouterr()

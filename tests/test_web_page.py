@@ -141,7 +141,8 @@ def test_drawn_digits_are_read_and_shown_as_the_api_reads_them(pages, server, di
         # the page's own pixels, sent by us, get the answer the page shows
         status, answer = request(f"{server.url}/api/predict", pad_png(page), "image/png")
         assert status == 200, answer
-        assert shown == str(answer["prediction"]), f"drew a {d}"
+        # (a drawing the model is not sure of shows "not sure" instead of a digit)
+        assert shown == (str(answer["prediction"]) if answer["confident"] else "not sure"), d
         results.append((d, shown))
         # the bars and the 28x28 input are those of the same answer
         top = page.get_by_test_id(f"prob-{answer['prediction']}")

@@ -12,6 +12,12 @@ longest side exactly 20 pixels, its centre of mass within half a pixel of pixel 
 A phone photo of a digit is none of that: grey-brown ink on off-white paper, lit unevenly, a
 few hundred pixels tall somewhere in a large frame. :func:`to_mnist` remakes it the MNIST way:
 
+0. **The sheet and its printed lines** (photos only). A sheet of paper lying on a darker table
+   (the largest bright region, solid, with at least two of its four corners inside the frame,
+   which a shadow's edge never gives) is seen straight on: its four corners are mapped onto a
+   rectangle (a perspective transform, which also undoes a turn or an angle), its rim cut
+   away; the table is never ink. The printed lines of ruled or squared paper (two or more
+   thin lines running across half the sheet or more) are taken out, so that they become paper.
 1. **Background and polarity.** Whether the ink is darker or lighter than the paper is read
    from the skew of the image about its background (the median, of the whole image and of
    windows across it): the paper is the majority, the ink a one-sided tail. The image is turned
@@ -35,26 +41,34 @@ few hundred pixels tall somewhere in a large frame. :func:`to_mnist` remakes it 
    centre of mass lands within half a pixel of row 14, column 14 (rows and columns numbered
    0-27, pixel centres at whole numbers), where MNIST's own digits have theirs.
 
+:func:`read_digits` also reads a number written on one line: the strokes are cut into columns
+where paper separates them, and steps 3-5 make each column an MNIST digit; and it says what may
+not be a digit (strokes as wide as a dot or a block, ink touching the image's edge), for
+:meth:`digitnet.predictor.Predictor.read`'s "not sure".
+
 :func:`load_image` decodes a file or bytes to grey (with Pillow), refusing files that are
 missing, empty, not images, truncated, or so large they may be decompression bombs. Each
 refusal is an :class:`~digitnet.errors.ImageError` with a one-line message naming the file.
 :func:`preprocess` is the two together, and :func:`to_column` turns the result into the
 ``(784, 1)`` column that :meth:`digitnet.network.Network.predict_proba` takes.
 
-Pillow loads inside the functions that use it: importing this module costs NumPy only. The image
-filters (median, labelling, distance transform, opening) are NumPy, in :mod:`digitnet._ndimage`,
-the same as SciPy's ``ndimage`` but without the third of a second it takes to import.
+Pillow and OpenCV (``cv2``, the headless wheel) load inside the functions that use them:
+importing this module costs NumPy only. The image filters (labelling with statistics, the exact
+Euclidean distance transform, the morphological opening, the median of the background's cells)
+are OpenCV's, in C++; OpenCV imports in about 30 ms, SciPy's ``ndimage`` in a third of a second.
 """
 
 from __future__ import annotations
 
+import io
+import itertools
 import math
 import os
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from digitnet import _ndimage as ndimage
 from digitnet.errors import ImageError, ShapeError
 
 # Decoding lives in image_io; these names stay importable from here.
@@ -79,8 +93,12 @@ __all__ = [
     "MAX_PIXELS",
     "MIN_STROKE",
     "WORKING_SIDE",
+    "Digit",
+    "Reading",
     "load_image",
     "preprocess",
+    "read",
+    "read_digits",
     "to_column",
     "to_mnist",
 ]
@@ -119,7 +137,10 @@ _MIN_AREA_FRACTION = 1e-4  # the digit's largest stroke covers at least this muc
 _MIN_AREA = 8  # ...and at least this many pixels
 _KEEP_FRACTION = 0.05  # pieces smaller than 5% of the largest are specks
 _KEEP_GAP = 0.5  # pieces further from the digit than half its size are something else
+_LINE_GAP = 1.0  # ...unless beside it on its line, as the digits of a number are
 _INK_PERCENTILE = 90.0  # this percentile of the ink's contrast becomes full white (1.0)
+
+Origin = tuple[int, int]  # a pixel's row and column
 
 
 # -- from grey to MNIST ----------------------------------------------------------------------------
@@ -160,6 +181,7 @@ def _cells(v: np.ndarray, q: float) -> np.ndarray:
     stroke takes the level of its neighbours; then interpolated bilinearly between the cells'
     centres back to full size.
     """
+    import cv2
     from PIL import Image
 
     h, w = v.shape
@@ -170,7 +192,8 @@ def _cells(v: np.ndarray, q: float) -> np.ndarray:
     padded = np.pad(small, ((0, gh * cell - sh), (0, gw * cell - sw)), mode="reflect")
     blocks = padded.reshape(gh, cell, gw, cell).transpose(0, 2, 1, 3).reshape(gh, gw, -1)
     grid = np.percentile(blocks, q, axis=-1)
-    grid = ndimage.median_filter(grid.astype(np.float32), np.ones((3, 3), bool), mode="nearest")
+    # (OpenCV's 3x3 median repeats the edge cells beyond the edges.)
+    grid = cv2.medianBlur(np.ascontiguousarray(grid, dtype=np.float32), 3)
     # The full image spans sw/cell by sh/cell cells of the grid.
     up = Image.fromarray(np.ascontiguousarray(grid)).resize(
         (w, h), Image.Resampling.BILINEAR, box=(0.0, 0.0, sw / cell, sh / cell)
@@ -212,10 +235,16 @@ def _digit_pieces(strong: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]]:
     """The connected pieces of ink that make the digit, and their bounding box: the largest
     piece, and every piece at least ``_KEEP_FRACTION`` of its size within ``_KEEP_GAP`` of the
     digit so far. Raises the blank-page error if the largest piece is too small to be a digit."""
-    labels, n = ndimage.label(strong)  # 8-connected
+    import cv2
+
+    # 8-connected pieces with their areas and boxes; label 0 is the background.
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        strong.view(np.uint8), connectivity=8
+    )
+    n = count - 1
     if n == 0:
         raise _blank()
-    areas = np.bincount(labels.ravel())[1:]
+    areas = stats[1:, cv2.CC_STAT_AREA]
     largest = int(areas.max())
     if largest < max(_MIN_AREA, _MIN_AREA_FRACTION * strong.size):
         raise _blank()
@@ -223,7 +252,7 @@ def _digit_pieces(strong: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]]:
         rows, cols = np.flatnonzero(strong.any(axis=1)), np.flatnonzero(strong.any(axis=0))
         box = slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
         return strong[box].copy(), box
-    boxes = ndimage.find_objects(labels)
+    boxes = [(slice(int(y), int(y + h)), slice(int(x), int(x + w))) for x, y, w, h in stats[1:, :4]]
     candidates = [i for i in range(n) if areas[i] >= _KEEP_FRACTION * largest]
     first = int(np.argmax(areas))
     kept = {first}
@@ -239,7 +268,12 @@ def _digit_pieces(strong: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]]:
             rows, cols = boxes[i]
             gap_r = max(0, rows.start - r1, r0 - rows.stop)
             gap_c = max(0, cols.start - c1, c0 - cols.stop)
-            if max(gap_r, gap_c) <= reach:
+            # (Or on the same line, as the next digit of a number: a third of its rows or more
+            # level with the digits' so far, across a gap of up to _LINE_GAP times their height.)
+            overlap = min(r1, rows.stop) - max(r0, rows.start)
+            level = 3 * overlap >= min(rows.stop - rows.start, r1 - r0)
+            in_line = level and gap_c <= _LINE_GAP * (r1 - r0)
+            if max(gap_r, gap_c) <= reach or in_line:
                 kept.add(i)
                 r0, r1 = min(r0, rows.start), max(r1, rows.stop)
                 c0, c1 = min(c0, cols.start), max(c1, cols.stop)
@@ -313,13 +347,31 @@ def _dark_ink(grey: np.ndarray) -> bool:
         centre = size // 2
         window = np.zeros((size, size), dtype=bool)
         window[centre % 3 :: 3, centre % 3 :: 3] = True
-        total += _skew(tiny - ndimage.median_filter(tiny, window, mode="reflect"))
+        total += _skew(tiny - _window_median(tiny, window))
     return total < 0.0
 
 
-def _ink(grey: np.ndarray, paper: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _window_median(a: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    """The median of the pixels of the small 2-D ``a`` under ``footprint`` centred on each pixel,
+    the image mirrored beyond its edges (edge pixel repeated: d c b a | a b c d); with an even
+    count under the footprint, the upper middle one.
+
+    OpenCV's median takes square windows only, and in floats 3 or 5 pixels wide: the sparse
+    window of :func:`_dark_ink` on its 64-pixel copy is a few thousand values, in NumPy.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    fh, fw = footprint.shape
+    padded = np.pad(a, ((fh // 2, (fh - 1) // 2), (fw // 2, (fw - 1) // 2)), "symmetric")
+    neighbours = sliding_window_view(padded, footprint.shape)[..., footprint]
+    m = neighbours.shape[-1]
+    return np.partition(neighbours, m // 2, axis=-1)[..., m // 2]
+
+
+def _ink(grey: np.ndarray, paper: float | None = None) -> tuple[np.ndarray, np.ndarray, Origin]:
     """Steps 1-2: the digit's ink, white on black, in a window around the digit (zero off the
-    digit); and the mask of its strong ink (the strokes without their anti-aliased rims)."""
+    digit); the mask of its strong ink (the strokes without their anti-aliased rims); and the
+    window's top-left pixel in ``grey``."""
     # 1. Paper made on a computer (a drawing pad, a paint program) is one exact grey level
     # (``paper``, see _flat_paper): that level is the background everywhere, and the ink is
     # whatever departs from it, darker or lighter.
@@ -363,7 +415,7 @@ def _flat_paper(grey: np.ndarray) -> float | None:
     return float(level)
 
 
-def _drawing_window(grey: np.ndarray, paper: float) -> np.ndarray:
+def _drawing_window(grey: np.ndarray, paper: float) -> tuple[np.ndarray, _Frame]:
     """The part of a drawing on even paper (see :func:`_flat_paper`) around everything drawn,
     with a margin of paper, scaled down (area-averaged) to at most :data:`DRAWING_SIDE` a side.
 
@@ -381,12 +433,20 @@ def _drawing_window(grey: np.ndarray, paper: float) -> np.ndarray:
     window = np.full((h + 2 * margin, w + 2 * margin), grey[0, 0], dtype=grey.dtype)
     window[margin:-margin, margin:-margin] = grey[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     window = _as_float(window)
-    return _shrink(window, DRAWING_SIDE) if max(window.shape) > DRAWING_SIDE else window
+    small = _shrink(window, DRAWING_SIDE) if max(window.shape) > DRAWING_SIDE else window
+    frame = _Frame(
+        float(rows[0] - margin),
+        float(cols[0] - margin),
+        window.shape[0] / small.shape[0],
+        window.shape[1] / small.shape[1],
+        (int(grey.shape[0]), int(grey.shape[1])),
+    )
+    return small, frame
 
 
 def _ink_of(
     grey: np.ndarray, small: np.ndarray, dark_ink: bool, paper: float | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, Origin]:
     """:func:`_ink` for ink known to be darker (``dark_ink``) or lighter than the paper, on
     paper of one known grey level (``paper``, see :func:`_flat_paper`) or estimated here."""
     v = 1.0 - grey if dark_ink else grey  # ink bright from here on
@@ -403,7 +463,7 @@ def _ink_of(
     _, _, strong, _ = _contrast(v_small, _cells(v_small, _PAPER_PERCENTILE))
     try:
         kept, _ = _digit_pieces(strong)
-        widest = 2.0 * scale * float(ndimage.distance_transform_edt(np.pad(kept, 1)).max())
+        widest = 2.0 * scale * float(_distance_to_paper(np.pad(kept, 1)).max())
     except ImageError:  # too faint or too small to see at this scale: strokes narrower than a cell
         widest = max(grey.shape) / _GRID / 2.5
 
@@ -412,14 +472,16 @@ def _ink_of(
     # k, so with k 2.5 times the widest stroke it removes the ink and keeps the paper, following
     # gradients and even the sharp edge of a shadow, which a smooth background cannot.
     k = 2 * math.ceil(1.25 * widest) + 1
-    s, base, strong, weak = _contrast(v, ndimage.grey_opening(v, (k, k)))
+    s, base, strong, weak = _contrast(v, _opening(v, k))
     return _ink_around(s, base, strong, weak)
 
 
 def _ink_around(
     s: np.ndarray, base: float, strong: np.ndarray, weak: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, Origin]:
     """Step 2 of :func:`_ink_of`, from :func:`_contrast`'s answers."""
+    import cv2
+
     # 2. Ink: the digit's pieces, each with its faint rim (weak ink connected to a kept piece),
     # looked for within a margin of a tenth of the digit's size around them.
     kept, (rows, cols) = _digit_pieces(strong)
@@ -433,14 +495,14 @@ def _ink_around(
     # When every pixel of it is a stroke or touches one (a pen's anti-aliased edge, one pixel
     # wide), every piece of it holds a stroke: all of it is kept, and nothing needs labelling.
     if (region & ~_grown(strokes)).any():
-        rims, n = ndimage.label(region)  # 8-connected
-        touches = np.zeros(n + 1, dtype=bool)  # by label: the rims that hold a stroke
+        n, rims = cv2.connectedComponents(region.view(np.uint8), connectivity=8)
+        touches = np.zeros(n, dtype=bool)  # by label (0 is the background): rims with a stroke
         touches[rims[strokes]] = True
         region = touches[rims]
     level = _percentile(s[strokes], _INK_PERCENTILE)
     ink = np.clip((s - np.float32(base)) / np.float32(max(level - base, 1e-6)), 0.0, 1.0)
     ink[~region] = 0.0
-    return ink.astype(np.float32, copy=False), strokes
+    return ink.astype(np.float32, copy=False), strokes, (r0, c0)
 
 
 def _percentile(x: np.ndarray, q: float) -> float:
@@ -454,6 +516,27 @@ def _percentile(x: np.ndarray, q: float) -> float:
     part = np.partition(x, [below, above])
     a, b = float(part[below]), float(part[above])
     return a + (b - a) * (at - below)
+
+
+def _distance_to_paper(mask: np.ndarray) -> np.ndarray:
+    """The exact Euclidean distance from each True pixel of ``mask`` to the nearest False one
+    (0 on False pixels), float32: OpenCV's ``distanceTransform`` with the precise mask
+    (Felzenszwalb and Huttenlocher's algorithm)."""
+    import cv2
+
+    return cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
+def _opening(v: np.ndarray, k: int) -> np.ndarray:
+    """A morphological opening of ``v`` by a flat k x k square (the minimum over the window,
+    then the maximum over it of that), the image mirrored beyond its edges: every bright
+    feature narrower than ``k`` is removed, the rest kept."""
+    import cv2
+
+    square = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    return cv2.morphologyEx(
+        np.ascontiguousarray(v), cv2.MORPH_OPEN, square, borderType=cv2.BORDER_REFLECT
+    )
 
 
 def _grown(mask: np.ndarray) -> np.ndarray:
@@ -531,8 +614,7 @@ def _thicken(crop: np.ndarray, strokes: np.ndarray, min_stroke: float) -> np.nda
     grow = (ratio * side - width) / (2.0 * (1.0 - ratio))
     pad = math.ceil(grow) + 1
     strokes = np.pad(strokes, pad)
-    # Only distances under grow + 0.5 make ink; the others come back as inf, and make none.
-    distance = ndimage.distance_transform_edt(~strokes, limit=grow + 0.5)
+    distance = _distance_to_paper(~strokes)
     thick = np.clip(grow + 0.5 - distance, 0.0, 1.0).astype(np.float32)
     wide = np.maximum(np.pad(crop, pad), thick)
     rows = np.flatnonzero(wide.any(axis=1))
@@ -554,25 +636,352 @@ def to_mnist(grey: np.ndarray, *, min_stroke: float | None = MIN_STROKE) -> np.n
     Raises :class:`~digitnet.errors.ImageError` if nothing in the image stands out as ink (a
     blank page, or paper grain alone), :class:`~digitnet.errors.ShapeError` if it is not 2-D.
     """
-    grey = _check_grey(grey)
-    paper = _flat_paper(grey)
-    if paper is not None:
-        level = float(_as_float(grey[:1, :1])[0, 0])  # the paper in [0, 1], as its pixels become
-        grey, paper = _drawing_window(grey, paper), level
-    else:
-        grey = _as_float(grey)
-        if max(grey.shape) > WORKING_SIDE:
-            grey = _shrink(grey, WORKING_SIDE)
-    ink, strokes = _ink(grey, paper)
+    grey, paper, _ = _working(grey)
+    ink, strokes, _ = _ink(grey, paper)
     # 3. Crop to the ink's bounding box.
     rows = np.flatnonzero(ink.any(axis=1))
     cols = np.flatnonzero(ink.any(axis=0))
     box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
-    crop = ink[box]
+    return _mnist_of(ink[box], strokes[box], min_stroke)
+
+
+def _mnist_of(crop: np.ndarray, strokes: np.ndarray, min_stroke: float | None) -> np.ndarray:
+    """Steps 3-5 from the ink's bounding box: thickened if need be, fitted, centred."""
     if min_stroke:
-        crop = _thicken(crop, strokes[box], min_stroke)
+        crop = _thicken(crop, strokes, min_stroke)
     # 4-5. Fit into 20x20, centre by mass in 28x28.
     return _fit_and_centre(crop)
+
+
+class _Frame(NamedTuple):
+    """Where the image the recipe works on lies in the image it was given: its pixel ``(r, c)``
+    is the given image's ``(top + r * row_scale, left + c * col_scale)``; ``shape`` is the given
+    image's."""
+
+    top: float
+    left: float
+    row_scale: float
+    col_scale: float
+    shape: tuple[int, int]
+    warp: np.ndarray | None = None  # or a homography: (x, y, 1) here to the given image's
+
+    def to_given(self, r: float, c: float) -> tuple[float, float]:
+        """A point ``(row, column)`` of the working image as ``(x, y)`` in the given image."""
+        if self.warp is not None:
+            x, y, z = self.warp @ np.array([c, r, 1.0])
+            return float(x / z), float(y / z)
+        return self.left + c * self.col_scale, self.top + r * self.row_scale
+
+
+def _working(grey: Any) -> tuple[np.ndarray, float | None, _Frame]:
+    """The image the recipe works on: a drawing on even paper cropped to what is drawn (and its
+    paper's level), a photo scaled down to at most :data:`WORKING_SIDE`; and where it lies."""
+    grey = _check_grey(grey)
+    shape = (int(grey.shape[0]), int(grey.shape[1]))
+    paper = _flat_paper(grey)
+    if paper is not None:
+        level = float(_as_float(grey[:1, :1])[0, 0])  # the paper in [0, 1], as its pixels become
+        window, frame = _drawing_window(grey, paper)
+        return window, level, frame
+    grey = _as_float(grey)
+    if max(grey.shape) > WORKING_SIDE:
+        grey = _shrink(grey, WORKING_SIDE)
+    frame = _Frame(0.0, 0.0, shape[0] / grey.shape[0], shape[1] / grey.shape[1], shape)
+    found = _sheet(grey)
+    if found is not None:
+        sheet, warp = found
+        scale = np.diag([frame.col_scale, frame.row_scale, 1.0])
+        frame = frame._replace(warp=scale @ warp)
+        grey = sheet
+    return _without_lines(grey), None, frame
+
+
+SHEET_MIN = 0.2
+"""A sheet of paper lying on a table is looked for when it covers at least this share of the
+photo: the largest bright region, solid (its area at least :data:`SHEET_SOLIDITY` of its convex
+hull's, which a digit's strokes never are) and brighter than what surrounds it."""
+SHEET_SOLIDITY = 0.85
+SHEET_MARGIN = 0.03
+"""The sheet's edge is cut away by this share of its size (its rim, the table's shadow)."""
+
+
+def _sheet(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A sheet of paper on a table (darker than the sheet) in a photo: the sheet seen straight
+    on (a perspective transform of its four corners onto a rectangle, its rim cut away), and
+    the homography from the sheet's pixels ``(x, y, 1)`` back to the photo's; ``None`` when the
+    photo shows no such sheet (the paper fills the frame, or there is no paper)."""
+    import cv2
+
+    h, w = grey.shape
+    f = min(1.0, 256 / max(h, w))
+    small = cv2.resize(
+        grey, (max(2, round(w * f)), max(2, round(h * f))), interpolation=cv2.INTER_AREA
+    )
+    small = cv2.GaussianBlur(small, (0, 0), 2.0)
+    levels = np.clip(small * 255, 0, 255).astype(np.uint8)
+    _, bright = cv2.threshold(levels, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
+    if n < 2:
+        return None
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    region = (labels == k).astype(np.uint8)
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.convexHull(max(contours, key=cv2.contourArea))
+    hull_area = float(cv2.contourArea(hull))
+    frame_area = float(small.shape[0] * small.shape[1])
+    if hull_area < SHEET_MIN * frame_area or hull_area > 0.97 * frame_area:
+        return None
+    if stats[k, cv2.CC_STAT_AREA] < SHEET_SOLIDITY * hull_area:
+        return None
+    inside = np.zeros_like(region)
+    cv2.fillConvexPoly(inside, hull, 1)
+    outside = small[inside == 0]
+    if outside.size == 0 or np.median(small[inside == 1]) - np.median(outside) < 0.15:
+        return None  # no darker table around it
+    corners = _four_corners(hull)
+    if corners is None:
+        return None
+    # A sheet's corners lie on the table; a shadow's edge cuts the frame from border to border,
+    # and the lit part's corners lie on the frame's edges: at least two must be inside.
+    sh_, sw_ = small.shape
+    away = 0.015 * max(sh_, sw_)
+    inner = sum(away < x < sw_ - 1 - away and away < y < sh_ - 1 - away for x, y in corners)
+    if inner < 2:
+        return None
+    corners = corners / f  # in the working image's pixels, (x, y)
+    top, right, bottom, left = (
+        np.linalg.norm(corners[1] - corners[0]),
+        np.linalg.norm(corners[2] - corners[1]),
+        np.linalg.norm(corners[3] - corners[2]),
+        np.linalg.norm(corners[0] - corners[3]),
+    )
+    sw, sh = max(top, bottom), max(left, right)
+    m = SHEET_MARGIN
+    target = np.array(
+        [
+            [-m * sw, -m * sh],
+            [(1 + m) * sw, -m * sh],
+            [(1 + m) * sw, (1 + m) * sh],
+            [-m * sw, (1 + m) * sh],
+        ],
+        dtype=np.float32,
+    )  # the corners land just outside the rectangle kept: the rim is cut away
+    size = (max(2, round(sw)), max(2, round(sh)))
+    to_sheet = cv2.getPerspectiveTransform(corners.astype(np.float32), target)
+    sheet = cv2.warpPerspective(
+        grey, to_sheet, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+    )
+    return sheet, np.linalg.inv(to_sheet)
+
+
+def _four_corners(hull: np.ndarray) -> np.ndarray | None:
+    """The four corners of a convex hull that is about a quadrilateral, ordered top-left,
+    top-right, bottom-right, bottom-left, as ``(x, y)``; ``None`` if it is not one."""
+    import cv2
+
+    perimeter = cv2.arcLength(hull, True)
+    for eps in (0.02, 0.03, 0.05, 0.08):
+        poly = cv2.approxPolyDP(hull, eps * perimeter, True)
+        if len(poly) == 4:
+            break
+    else:
+        return None
+    p = poly.reshape(4, 2).astype(np.float64)
+    total, diff = p.sum(axis=1), p[:, 0] - p[:, 1]
+    ordered = np.array(
+        [p[np.argmin(total)], p[np.argmax(diff)], p[np.argmax(total)], p[np.argmin(diff)]]
+    )
+    return ordered if len({tuple(q) for q in ordered}) == 4 else None
+
+
+LINE_SPAN = 0.5
+"""A printed line (ruled or squared paper, a margin) runs across at least this share of the
+sheet; no digit's stroke is that long unless the digit fills the photo, and a single long stroke
+is never taken for a line: only a page with two lines or more across it is ruled."""
+
+
+def _without_lines(grey: np.ndarray) -> np.ndarray:
+    """The photo with the printed lines of ruled or squared paper (long, thin, straight, fainter
+    than ink) taken out: each line's departure from the paper is added back, so that the line
+    becomes paper and a stroke that crosses it keeps what it has beyond the line."""
+    import cv2
+
+    h, w = grey.shape
+    if min(h, w) < 40:
+        return grey
+    dark = float(np.median(grey)) > 0.5  # (lines are printed darker than light paper)
+    v = 1.0 - grey if dark else grey  # lines and ink bright
+    thick = max(3, min(h, w) // 60) | 1
+    lines = []
+    for along, n_along, across in ((1, w, (thick * 2 + 1, 1)), (0, h, (1, thick * 2 + 1))):
+        length = max(15, int(LINE_SPAN * n_along))
+        kernel = np.ones((1, length) if along == 1 else (length, 1), np.uint8)
+        long = cv2.morphologyEx(v, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REFLECT)
+        thin = np.ones(across, np.uint8)
+        line = long - cv2.morphologyEx(long, cv2.MORPH_OPEN, thin, borderType=cv2.BORDER_REFLECT)
+        # Lines: pieces as long as the kernel, and thin all along (a shadow's edge, or the
+        # corner of a shadow, leaves short or wide pieces).
+        _, labels, stats, _ = cv2.connectedComponentsWithStats((line > 0.04).astype(np.uint8))
+        extent = stats[:, cv2.CC_STAT_WIDTH if along == 1 else cv2.CC_STAT_HEIGHT]
+        is_line = (extent >= length) & (stats[:, cv2.CC_STAT_AREA] <= 2 * thick * extent)
+        is_line[0] = False
+        lines.append((np.where(is_line[labels], line, 0.0), int(is_line.sum())))
+    (horizontal, n_h), (vertical, n_v) = lines
+    take = np.zeros_like(v)
+    if n_h >= 2:
+        take = np.maximum(take, horizontal)
+    if n_v >= 2 or (n_v >= 1 and n_h >= 2):
+        take = np.maximum(take, vertical)
+    if not take.any():
+        return grey
+    out = np.clip(v - take, 0.0, 1.0)
+    return (1.0 - out if dark else out).astype(np.float32)
+
+
+# -- a number, and what may not be a digit ---------------------------------------------------------
+SOLID = 0.40
+"""Ink whose strokes are wider than this fraction of its longest side is a dot or a solid block,
+not writing (a disc gives 0.55, a square 0.5). Calibrated on the official test digits: their
+strokes (thresholded at 0.5) are at most 0.33 of the digit's longest side for 99.9 % of them,
+0.42 for the widest of the 10,000 (see tests/test_imaging.py)."""
+SPLIT_GAP = 0.06
+"""Two columns of strokes are two digits when a gap of paper at least this fraction of the ink's
+height separates them (and each is tall enough to be a digit, see :data:`SPLIT_HEIGHT`); pieces
+closer than that, or overlapping across, are one digit (a 5's detached bar, a broken 4)."""
+SPLIT_HEIGHT = 0.45
+"""A column of strokes shorter than this fraction of the ink's height is part of its neighbour
+(a stray mark, a detached bar), not a digit of its own."""
+
+
+@dataclass(frozen=True)
+class Digit:
+    """One digit found in an image: the 28x28 image the network reads; its box in the image
+    given (``x, y, width, height`` in pixels, the upright image as decoded); and, when its shape
+    is not a digit's, why (else ``None``)."""
+
+    image: np.ndarray
+    box: tuple[int, int, int, int]
+    doubt: str | None = None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What an image holds: its digits, left to right, and a doubt about the whole image's ink
+    (``None`` when there is none)."""
+
+    digits: list[Digit] = field(default_factory=list)
+    doubt: str | None = None
+
+
+def read_digits(grey: np.ndarray, *, min_stroke: float | None = MIN_STROKE) -> Reading:
+    """The digits in a grey image, left to right: one for a single digit (exactly what
+    :func:`to_mnist` makes of it), several for a number written on one line.
+
+    The ink is found as for one digit (steps 1-2 of the module's description); its strokes are
+    then cut into columns where a gap of paper separates them (:data:`SPLIT_GAP`), and each
+    column made into an MNIST digit (steps 3-5). The reading carries doubts: ink that touches
+    the image's edge (part of something larger: the digit cut off, the edge of a table), and,
+    for each digit, strokes as wide as a dot or a block (:data:`SOLID`).
+
+    Raises as :func:`to_mnist` does.
+    """
+    work, paper, frame = _working(grey)
+    ink, strokes, (r0, c0) = _ink(work, paper)
+    rows = np.flatnonzero(ink.any(axis=1))
+    cols = np.flatnonzero(ink.any(axis=0))
+    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    strokes = strokes[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    top, left = r0 + int(rows[0]), c0 + int(cols[0])
+
+    def given(r: int, c: int, h: int, w: int) -> tuple[float, float, float, float]:
+        corners = [frame.to_given(r + dr, c + dc) for dr in (0, h) for dc in (0, w)]
+        xs, ys = [x for x, _ in corners], [y for _, y in corners]
+        return min(xs), min(ys), max(xs), max(ys)
+
+    # Whether the strokes (not their faint rims) reach the image's edge.
+    sr, sc = np.flatnonzero(strokes.any(axis=1)), np.flatnonzero(strokes.any(axis=0))
+    x0, y0, x1, y1 = given(
+        top + int(sr[0]), left + int(sc[0]), int(sr[-1] + 1 - sr[0]), int(sc[-1] + 1 - sc[0])
+    )
+    height, width = frame.shape
+    edge_r, edge_c = max(1.0, frame.row_scale), max(1.0, frame.col_scale)
+    doubt = None
+    # (An image already MNIST's 28x28 is exempt: it is the field MNIST centred its digits in,
+    # and 0.9 % of the official test digits reach its last row.)
+    touches = x0 < edge_c or y0 < edge_r or x1 > width - edge_c or y1 > height - edge_r
+    if touches and frame.shape != (FIELD, FIELD):
+        doubt = "the ink touches the edge of the image (a digit cut off, or not a digit)"
+
+    digits = []
+    for a, b in _digit_columns(strokes):
+        part, marks = ink[:, a:b], strokes[:, a:b]
+        rs = np.flatnonzero(part.any(axis=1))
+        cs = np.flatnonzero(part.any(axis=0))
+        if rs.size == 0:  # pragma: no cover - every column holds strokes
+            continue
+        box = slice(rs[0], rs[-1] + 1), slice(cs[0], cs[-1] + 1)
+        image = _mnist_of(part[box], marks[box], min_stroke)
+        bx0, by0, bx1, by1 = given(top + int(rs[0]), left + a + int(cs[0]), *part[box].shape)
+        xywh = (round(bx0), round(by0), max(1, round(bx1 - bx0)), max(1, round(by1 - by0)))
+        solid = _solidity(image) > SOLID
+        why = "a dot or a solid block, not the strokes of a digit" if solid else None
+        digits.append(Digit(image, xywh, why))
+    return Reading(digits, doubt)
+
+
+def _solidity(image: np.ndarray) -> float:
+    """The strokes' width over the longest side of their box, on a 28x28 MNIST image (its
+    pixels over 0.5), as :data:`SOLID` is calibrated."""
+    strokes = image > 0.5
+    rows, cols = np.flatnonzero(strokes.any(axis=1)), np.flatnonzero(strokes.any(axis=0))
+    if rows.size == 0:
+        return 0.0
+    box = strokes[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return _stroke_width(box) / max(box.shape)
+
+
+def _digit_columns(strokes: np.ndarray) -> list[tuple[int, int]]:
+    """The strokes (the ink's box) cut into digits: column ranges ``[a, b)`` covering all of it,
+    left to right, cut in the middle of each gap between digits."""
+    import cv2
+
+    n, _, stats, _ = cv2.connectedComponentsWithStats(strokes.view(np.uint8), connectivity=8)
+    height = strokes.shape[0]
+    spans = sorted(
+        [int(x), int(x + w), int(y), int(y + h)] for x, y, w, h in stats[1:n, :4]
+    )  # left, right, top, bottom of each piece
+    gap = SPLIT_GAP * height
+    columns: list[list[int]] = []
+    for span in spans:
+        if columns and span[0] < columns[-1][1] + gap:
+            last = columns[-1]
+            last[1], last[2], last[3] = (
+                max(last[1], span[1]),
+                min(last[2], span[2]),
+                max(last[3], span[3]),
+            )
+        else:
+            columns.append(span)
+    # Columns too short to be a digit join their nearer neighbour.
+    while len(columns) > 1:
+        short = [i for i, c in enumerate(columns) if c[3] - c[2] < SPLIT_HEIGHT * height]
+        if not short:
+            break
+        i = short[0]
+        left_gap = columns[i][0] - columns[i - 1][1] if i > 0 else math.inf
+        right_gap = columns[i + 1][0] - columns[i][1] if i + 1 < len(columns) else math.inf
+        j = i - 1 if left_gap <= right_gap else i + 1
+        a, b = sorted((i, j))
+        merged = [
+            columns[a][0],
+            max(columns[a][1], columns[b][1]),
+            min(columns[a][2], columns[b][2]),
+            max(columns[a][3], columns[b][3]),
+        ]
+        columns[a : b + 1] = [merged]
+    cuts = [(columns[i][1] + columns[i + 1][0]) // 2 for i in range(len(columns) - 1)]
+    edges = [0, *cuts, strokes.shape[1]]
+    return list(itertools.pairwise(edges))
 
 
 def preprocess(
@@ -593,6 +1002,54 @@ def preprocess(
         return to_mnist(grey, min_stroke=min_stroke)
     except ImageError as e:
         raise ImageError(f"{_describe(source)}: {e.message}", e.hint) from None
+
+
+def read(
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    min_stroke: float | None = MIN_STROKE,
+    max_bytes: int = MAX_DECODED_BYTES,
+) -> Reading:
+    """:func:`load_image` then :func:`read_digits`: the digits of a file, their boxes in the
+    file's own pixels (upright). Errors name the file, as :func:`preprocess`'s do;
+    ``max_bytes`` is the memory decoding may take (the server passes its smaller budget)."""
+    grey = _load(source, max_pixels, WORKING_SIDE, max_bytes)  # 8-bit levels, if it has them
+    try:
+        reading = read_digits(grey, min_stroke=min_stroke)
+    except ImageError as e:
+        raise ImageError(f"{_describe(source)}: {e.message}", e.hint) from None
+    if max(grey.shape) < WORKING_SIDE:  # decoded at full size: the boxes are the file's
+        return reading
+    size = _upright_size(source)
+    if size is None or size == (grey.shape[1], grey.shape[0]):
+        return reading
+    sx, sy = size[0] / grey.shape[1], size[1] / grey.shape[0]  # (it was decoded smaller)
+    digits = [
+        Digit(d.image, (round(x * sx), round(y * sy), round(w * sx), round(h * sy)), d.doubt)
+        for d in reading.digits
+        for x, y, w, h in [d.box]
+    ]
+    return Reading(digits, reading.doubt)
+
+
+def _upright_size(source: Any) -> tuple[int, int] | None:
+    """The image's width and height as a viewer shows it (its EXIF orientation applied), from
+    its header; ``None`` if the header cannot be read again."""
+    from PIL import Image
+
+    try:
+        data = (
+            io.BytesIO(bytes(source))
+            if isinstance(source, (bytes, bytearray, memoryview))
+            else source
+        )
+        with Image.open(data) as img:
+            width, height = img.size
+            turned = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except Exception:
+        return None
+    return (height, width) if turned else (width, height)
 
 
 def to_column(image: np.ndarray) -> np.ndarray:

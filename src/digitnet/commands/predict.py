@@ -7,11 +7,18 @@ that comes through is classified in one ``predict_proba`` call. An image that ca
 line, or an error object with ``--json``, and the others are still answered; the exit status is
 1 if any image failed, 0 when every one was answered.
 
+A photo of a number written on one line is read digit by digit, left to right (see
+:meth:`digitnet.predictor.Predictor.read`). An answer that is not a confident digit (a dot, a
+scribble, a letter, ink touching the image's edge, a best digit under the calibrated probability)
+is printed with "not sure" and the reason, on the same line; ``--json`` carries ``confident`` and
+``reason``.
+
 ``--show DIR`` writes, for each answered image, the 28x28 image the network actually read, white
 digit on black as MNIST's are: ``DIR/<stem>.28x28.png`` at its true size (the network's input
 to 1/255; ``digitnet predict`` reads it back to the same answer) and ``DIR/<stem>.28x28.x8.png``
-enlarged eight times, pixel for pixel, for looking at. A stem given twice in one call becomes
-``<stem>-2``, ``<stem>-3``, ...
+enlarged eight times, pixel for pixel, for looking at (for a number, ``<stem>.1.28x28.png``,
+``<stem>.2.28x28.png``, ... one per digit), and ``DIR/<stem>.boxes.png``, the image with a box
+around each digit found. A stem given twice in one call becomes ``<stem>-2``, ``<stem>-3``, ...
 
 Only the standard library is imported at the top: NumPy, Pillow, SciPy and safetensors load in
 the handler, and nothing else (no plotting, no torch, no downloader).
@@ -36,11 +43,18 @@ examples:
 
 output (one line per image, in the order given):
   seven.jpg: 7 (98.2 %)   then 1 (1.1 %), 9 (0.3 %)
-  error: blank.png: no digit found: the image looks blank (...)   (on stderr, exit status 1)
+  number.jpg: 42   (4: 97.9 %, 2: 95.0 %)
+  dot.jpg: not sure (best guess 8, 31.0 %): a dot or a solid block, not the strokes of a digit
+  error: blank.png: no digit found: the image looks blank (...)   (on stderr; exit status 1)
   hint: ...                                                          (what to do about it)
 
 --json prints an array, one object per image in the order given:
-  {"image": PATH, "prediction": INT, "probabilities": [10 floats], "top3": [[DIGIT, P], ...]}
+  {"image": PATH, "prediction": INT, "probabilities": [10 floats], "top3": [[DIGIT, P], ...],
+   "confident": BOOL, "reason": TEXT or null, "number": "7",
+   "digits": [{"box": [X, Y, W, H], "prediction": ..., "probabilities": ..., "top3": ...,
+               "confident": ..., "reason": ...}, ...]}
+  (for a number of several digits, prediction, probabilities and top3 are null)
+  with --show, "shown": [the files written]
   {"image": PATH, "error": MESSAGE}
 """
 
@@ -69,7 +83,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "images",
         metavar="IMAGE",
         nargs="+",
-        help="image files (PNG, JPEG or any format Pillow reads), one digit each",
+        help="image files (PNG, JPEG or any format Pillow reads): one digit, or a number "
+        "written on one line, each",
     )
     predict.add_argument(
         "--json",
@@ -80,7 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--show",
         metavar="DIR",
         help="write the 28x28 image the network read for each image: DIR/<stem>.28x28.png "
-        "(true size) and DIR/<stem>.28x28.x8.png (eight times larger); DIR is created if needed",
+        "(true size) and DIR/<stem>.28x28.x8.png (eight times larger), <stem>.1.28x28.png ... "
+        "for each digit of a number, and DIR/<stem>.boxes.png (the image with the digits found "
+        "boxed); DIR is created if needed",
     )
     predict.set_defaults(handler=cmd_predict)
 
@@ -185,11 +202,48 @@ def _show_dir(text: str) -> Path:
     return path
 
 
-def _write_shown(folder: Path, name: str, image: Any) -> None:
+def _write_shown(folder: Path, name: str, images: list[Any], source: str, boxes: list) -> list:
+    """Writes what the network read of one image, and the image with its boxes; returns the
+    paths written."""
     from digitnet.files import write_atomic
 
-    write_atomic(folder / f"{name}.28x28.png", _png(image, 1))
-    write_atomic(folder / f"{name}.28x28.x{SHOW_SCALE}.png", _png(image, SHOW_SCALE))
+    written = []
+    for k, image in enumerate(images, start=1):
+        stem = name if len(images) == 1 else f"{name}.{k}"
+        for scale, suffix in ((1, ""), (SHOW_SCALE, f".x{SHOW_SCALE}")):
+            path = folder / f"{stem}.28x28{suffix}.png"
+            write_atomic(path, _png(image, scale))
+            written.append(path)
+    path = folder / f"{name}.boxes.png"
+    write_atomic(path, _boxes_png(source, boxes))
+    written.append(path)
+    return written
+
+
+def _boxes_png(source: str, boxes: list) -> bytes:
+    """The image, at most 1024 pixels a side, with a numbered red box around each digit."""
+    import io
+
+    from PIL import Image, ImageDraw, ImageOps
+
+    with Image.open(source) as img:
+        img.seek(0)
+        picture = ImageOps.exif_transpose(img.convert("RGB"))
+    scale = min(1.0, 1024 / max(picture.size))
+    if scale < 1.0:
+        size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+        picture = picture.resize(size, Image.Resampling.BOX)
+    draw = ImageDraw.Draw(picture)
+    line = max(2, round(max(picture.size) / 300))
+    for k, (x, y, w, h) in enumerate(boxes, start=1):
+        x0, y0 = x * scale - line, y * scale - line
+        x1, y1 = (x + w) * scale + line, (y + h) * scale + line
+        draw.rectangle([x0, y0, x1, y1], outline=(230, 20, 20), width=line)
+        if len(boxes) > 1:
+            draw.text((x0, max(0, y0 - 12)), str(k), fill=(230, 20, 20))
+    out = io.BytesIO()
+    picture.save(out, "PNG")
+    return out.getvalue()
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -206,29 +260,39 @@ def _label(names: list[str], k: int) -> str:
     return str(k) if names[k] == str(k) else f"{k} {names[k]}"
 
 
-def _human_line(image: str, width: int, top: list[tuple[int, float]], names: list[str]) -> str:
-    best, rest = top[0], top[1:]
-    line = f"{image + ':':<{width + 1}} {_label(names, best[0])} ({_percent(best[1])})"
-    if rest:
-        line += "   then " + ", ".join(f"{_label(names, k)} ({_percent(p)})" for k, p in rest)
-    return line
+def _human_line(image: str, width: int, answer: dict[str, Any], names: list[str]) -> str:
+    head = f"{image + ':':<{width + 1}} "
+    digits = answer["digits"]
+    if len(digits) == 1:
+        top = answer["top3"]
+        best, rest = top[0], top[1:]
+        if not answer["confident"]:
+            guess = f"{_label(names, best[0])}, {_percent(best[1])}"
+            return f"{head}not sure (best guess {guess}): {answer['reason']}"
+        line = f"{head}{_label(names, best[0])} ({_percent(best[1])})"
+        if rest:
+            line += "   then " + ", ".join(f"{_label(names, k)} ({_percent(p)})" for k, p in rest)
+        return line
+    each = ", ".join(f"{d['prediction']}: {_percent(d['top3'][0][1])}" for d in digits)
+    if not answer["confident"]:
+        return f"{head}not sure (best guess {answer['number']}; {each}): {answer['reason']}"
+    return f"{head}{answer['number']}   ({each})"
 
 
 # -- the command ----------------------------------------------------------------------------
 def cmd_predict(args: argparse.Namespace) -> int:
-    from digitnet.imaging import preprocess, to_column
-
     _check_order(args.model, list(args.images))
     show = _show_dir(args.show) if args.show else None
     predictor = _load(args.model)
     names = predictor.classes
     images: list[str] = list(args.images)
-    seen: dict[int, Any] = {}  # index -> the (28, 28) image the network reads
+    seen: dict[int, list[Any]] = {}  # index -> the (28, 28) images the network read
+    answers: dict[int, dict[str, Any]] = {}
     errors: dict[int, str] = {}  # index -> the error line (--json: with its hint)
     hints: dict[int, str | None] = {}
     for i, image in enumerate(images):
         try:
-            seen[i] = preprocess(image)
+            answers[i], seen[i] = predictor.read(image)
         except Exception as exc:  # one bad image must not stop the others
             if getattr(args, "traceback", False):
                 raise
@@ -237,28 +301,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if args.json and hints[i] and not getattr(exc, "hint", None):
                 errors[i] += f" (hint: {hints[i]})"
     answered = sorted(seen)
-    answers: dict[int, dict[str, Any]] = {}
-    if answered:
-        # One column at a time, as the page's server does: a batch of several columns can
-        # differ from one column in the last bits of float32, and the two must agree exactly.
-        answers = {i: predictor.answers(to_column(seen[i]))[0] for i in answered}
     unwritten: list[str] = []  # --show files that could not be written
-    shown: list[str] = []  # the --show stems written
+    shown: dict[int, list[str]] = {}  # index -> the files --show wrote for it
     if show is not None:
         for i, name in _show_names(images, answered).items():
+            boxes = [d["box"] for d in answers[i]["digits"]]
             try:
-                _write_shown(show, name, seen[i])
-                shown.append(name)
+                shown[i] = [str(p) for p in _write_shown(show, name, seen[i], images[i], boxes)]
             except OSError as exc:
                 unwritten.append(
-                    f"{images[i]}: answered, but --show could not write {show / name}.28x28.png "
+                    f"{images[i]}: answered, but --show could not write into {show} "
                     f"({exc.strerror or exc})."
                 )
     if args.json:
         records: list[dict[str, Any]] = []
         for i, image in enumerate(images):
             if i in answers:
-                records.append({"image": image, **answers[i]})
+                extra = {"shown": shown[i]} if i in shown else {}
+                records.append({"image": image, **answers[i], **extra})
             else:
                 records.append({"image": image, "error": errors[i]})
         body = ",\n".join(" " + json.dumps(r, ensure_ascii=False) for r in records)
@@ -267,17 +327,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         width = max((len(images[i]) for i in answered), default=0)
         for i, image in enumerate(images):
             if i in answers:
-                top = [(k, p) for k, p in answers[i]["top3"]]
-                print(_human_line(image, width, top, names), flush=True)
+                print(_human_line(image, width, answers[i], names), flush=True)
             else:
                 hint = f"\nhint: {hints[i]}" if hints[i] else ""
                 print(f"error: {errors[i]}{hint}", file=sys.stderr, flush=True)
     if shown:  # where to look (on stderr with --json, whose stdout is JSON only)
-        example = show / f"{shown[0]}.28x28.x{SHOW_SCALE}.png"
+        example = next(f for f in next(iter(shown.values())) if f".28x28.x{SHOW_SCALE}." in f)
         print(
             f"--show: wrote what the network read for {len(shown)} image"
             f"{'' if len(shown) == 1 else 's'} into {show}/ (such as {example}, "
-            f"{SHOW_SCALE} times larger, beside the 28x28 original)",
+            f"{SHOW_SCALE} times larger, beside the 28x28 original), and each image with the boxes "
+            f"of the digits found (NAME.boxes.png)",
             file=sys.stderr if args.json else sys.stdout,
         )
     sys.stdout.flush()

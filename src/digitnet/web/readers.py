@@ -96,12 +96,14 @@ def answer(predictor: Any, data: bytes) -> bytes:
     import orjson
 
     from digitnet.image_io import SERVER_MAX_DECODED_BYTES
-    from digitnet.imaging import preprocess
 
-    # The server's decoded-image budget, much smaller than the command line's: what strangers
-    # post is refused from its header; the reader's own memory cap bounds the rest.
-    image = preprocess(data, max_bytes=SERVER_MAX_DECODED_BYTES)
-    result, layers = predictor.trace(image)
+    # The answer is Predictor.read's, as digitnet predict --json prints it; the layers are the
+    # first digit's (the only one, for a drawing of one digit). The server's decoded-image
+    # budget is much smaller than the command line's: what strangers post is refused from its
+    # header; the reader's own memory cap bounds the rest.
+    layers: list[dict[str, Any]] = []
+    result, images = predictor.read(data, layers=layers, max_bytes=SERVER_MAX_DECODED_BYTES)
+    image = images[0]
     image28 = np.round(np.asarray(image, dtype=np.float64), 4)
     return orjson.dumps(
         {**result, "image28": image28, "layers": layers}, option=orjson.OPT_SERIALIZE_NUMPY

@@ -433,6 +433,7 @@
     state.answer = null;
     state.values = {};
     prediction.textContent = "";
+    prediction.dataset.sure = "";
     prediction.dataset.version = String(padVersion);
     $("prediction-placeholder").hidden = false;
     $("confidence").textContent = "";
@@ -450,21 +451,31 @@
     setStatus(message, "error");
   }
 
-  function showAnswer(a, version) {
+  function showAnswer(answer, version) {
+    // A number of several digits: the rest of the page shows its first digit (whose layers
+    // the server traced); the big answer shows the number.
+    const digits = answer.digits || [];
+    const several = digits.length > 1;
+    const a = several ? { ...answer, ...digits[0], confident: answer.confident, reason: answer.reason } : answer;
+    const read = several ? answer.number : String(a.prediction);
     state.answer = a;
     state.values = {};
     for (const layer of a.layers || []) state.values[layer.name] = layer.values;
     const classes = (state.model && state.model.classes) || [];
     const name = classes[a.prediction];
-    prediction.textContent = String(a.prediction);
+    const sure = a.confident !== false;
+    prediction.textContent = sure ? read : "not sure";
     prediction.dataset.version = String(version);
-    prediction.title = name && name !== String(a.prediction) ? name : "";
+    prediction.title = sure && !several && name && name !== String(a.prediction) ? name : "";
     $("prediction-placeholder").hidden = true;
     const p = a.probabilities[a.prediction];
-    $("confidence").textContent = `${pct(p)} sure`;
+    $("confidence").textContent = sure ? (several ? `the number ${read}` : `${pct(p)} sure`) : `best guess ${read} (${pct(p)})`;
+    prediction.dataset.sure = String(sure);
     setPredState("ready");
     const second = a.top3 && a.top3[1];
-    setStatus(second && second[1] > 0.05
+    if (!sure) setStatus(`Not sure: ${a.reason}.`, "warn");
+    else if (several) setStatus(`Read the number ${read}; the network below shows its first digit, ${a.prediction}.`, "ok");
+    else setStatus(second && second[1] > 0.05
       ? `Read as ${a.prediction}; ${second[0]} is a runner-up at ${pct(second[1], 0)}.`
       : `Read as ${a.prediction}.`, "ok");
     paintImage($("image28"), a.image28.flat(), 28, "grey");

@@ -426,7 +426,7 @@ BUSY_RUNS = {
     "tutorial": [],
     "seed-16-16": ["--epochs", "3"],
     "sigmoid-mse": ["--epochs", "2"],
-    "default": ["--epochs", "2"],
+    "default": ["--epochs", "1"],
     "best": ["--epochs", "1"],
 }
 

@@ -64,20 +64,21 @@ def test_busy_cpus_move_training_to_one_thread(monkeypatch):
     bt = BlasThreads(SMALL_PRODUCT)
     bt.cpus = {0, 1}
     with bt:
-        assert bt.threads == 1  # training starts on one thread
-        clock["t"] += 1.0
-        clock["busy"] += 1.0  # we used one CPU-second ourselves: others nothing
-        clock["own"] += 1.0
+        assert bt.threads == 2  # large products start on every thread BLAS allows
+        clock["t"] += 0.25
+        clock["busy"] += 1.0  # 0.25 s: we used 0.5 CPU-s, others 0.5 (2 CPUs' worth)
+        clock["own"] += 0.5
         bt.check()
-        assert bt.threads == 2
+        assert bt.threads == 1  # a busy neighbour: one thread from the first look on
         clock["t"] += 0.5
         bt.check()  # under CHECK_S since the last look: no look
+        assert bt.threads == 1
         clock["t"] += 1.5
-        clock["busy"] += 3.0  # 2 s: we used 1.5 CPU-s, others 1.5 (0.75 of a CPU)
+        clock["busy"] += 1.5  # 1.5 s: we used 1.5 CPU-s, others nothing
         clock["own"] += 1.5
         bt.check()
-        assert bt.threads == 1
-    assert blas.set_to == [1, 2, 1, 2]  # and back to what BLAS had before
+        assert bt.threads == 2  # quiet again
+    assert blas.set_to == [1, 2, 2]  # and back to what BLAS had before
 
 
 def test_small_products_stay_on_one_thread(monkeypatch):

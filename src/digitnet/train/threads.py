@@ -12,8 +12,11 @@ worth having only on large products and free cores. So, while training runs:
 - **by the cores actually free**: the CPUs this process may run on (``os.sched_getaffinity``),
   less what other processes used of them, read from ``/proc/stat`` between checks (every
   :data:`CHECK_S` seconds of training; the first after :data:`FIRST_CHECK_S`): a CPU counts as
-  taken when others kept it :data:`TAKEN` busy or more. Training starts on one thread and moves
-  to more only when that many CPUs are free;
+  taken when others kept it :data:`TAKEN` busy or more. A training with large products starts
+  on every thread BLAS has (a quiet machine is the common case, and a short run, such as one
+  epoch of 784-128-10 in 0.05 s, is over before the first look: starting on one thread made it
+  twice as slow) and keeps as many as CPUs are free at each look (with a busy neighbour, one
+  from the first look on: the spinning costs at most those first :data:`FIRST_CHECK_S`);
 - never more than BLAS was allowed when it loaded (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``:
   an explicit limit of the user's is kept), and back to that number when training ends.
 
@@ -32,7 +35,7 @@ from typing import Any
 SMALL_PRODUCT = 4_000_000
 #: seconds of training between two looks at the other processes' use of the CPUs
 CHECK_S = 1.0
-#: ... and before the first look (training starts on one thread)
+#: ... and before the first look (the most a busy neighbour can cost a training)
 FIRST_CHECK_S = 0.25
 #: the share of a CPU that others must keep busy for it to count as taken
 TAKEN = 0.3
@@ -107,12 +110,13 @@ class BlasThreads:
         self.original = [lib.get_num_threads() or 1 for lib in self.libs]
         self.most = min([*self.original, len(self.cpus)]) if self.libs else 1
         self.threads = min(self.original, default=1)  # what BLAS has now
-        self._set(1)  # training starts on one thread
         if self.most > 1 and self.product >= SMALL_PRODUCT:
+            self._set(self.most)  # large products start on every thread (see the module doc)
             self._mark()
             self.next_check = time.perf_counter() + FIRST_CHECK_S
         else:
-            self.next_check = math.inf  # one thread (or nothing to control): never look again
+            self._set(1)  # small products: one thread (or nothing to control), no more looks
+            self.next_check = math.inf
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -264,12 +264,14 @@ def write_pictures(folder: str | Path, result: RunResult, data: Dataset) -> list
     ``learning_curves.png`` (the history), ``confusion_matrix.png`` (on the test set),
     ``weights.png`` (the first layer's weights as images) and ``mistakes.png`` (the test digits
     the network got wrong most confidently). Returns the paths written, or ``None`` when
-    :mod:`digitnet.reports` (and so matplotlib) is not available.
+    matplotlib (a dependency, so only in a broken installation) cannot be imported.
     """
     try:
-        from digitnet import reports
+        import matplotlib  # noqa: F401  (reports imports it only to draw: ask for it here)
     except ImportError:
         return None
+    from digitnet import metrics, reports
+
     folder = Path(folder)
     net = result.network
     paths = [folder / name for name in PICTURES]
@@ -277,10 +279,10 @@ def write_pictures(folder: str | Path, result: RunResult, data: Dataset) -> list
     reports.plot_learning_curves(result.history, paths[0], note=note)
     P = net.predict_proba(data.X_test)
     y_pred = P.argmax(axis=0)
-    cm = reports.confusion_matrix(data.y_test, y_pred, n_classes=len(data.classes))
+    cm = metrics.confusion_matrix(data.y_test, y_pred, n_classes=len(data.classes))
     reports.plot_confusion_matrix(cm, paths[1], classes=data.classes)
     reports.plot_weights(net.dense_layers[0].W, paths[2])
-    idx = np.asarray(reports.most_confident_mistakes(P, data.y_test, k=25), dtype=np.intp)
+    idx = np.asarray(metrics.most_confident_mistakes(P, data.y_test, k=25), dtype=np.intp)
     images = data.X_test[:, idx]  # (784, k): one image per column
     reports.plot_mistakes(
         images, data.y_test[idx], y_pred[idx], P[y_pred[idx], idx], paths[3], classes=data.classes

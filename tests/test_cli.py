@@ -17,6 +17,7 @@ from digitnet.commands import train as train_cmd
 def test_help_and_version_are_light():
     code = (
         "import sys, digitnet.cli as c; p = c.build_parser(); p.format_help(); "
+        "import digitnet.train.config, digitnet.presets; "  # the presets' values, for --help
         "print(sorted(m for m in ('numpy', 'matplotlib', 'torch', 'starlette', 'uvicorn') "
         "if m in sys.modules))"
     )

@@ -38,7 +38,7 @@ _EXPORTS = {
     "Adam": "digitnet.optim",
     "Schedule": "digitnet.optim",
     "fit": "digitnet.train.loop",
-    "TrainConfig": "digitnet.presets",
+    "TrainConfig": "digitnet.train.config",
     "PRESETS": "digitnet.presets",
     "get_preset": "digitnet.presets",
     "gradcheck": "digitnet.gradcheck",

@@ -1,4 +1,4 @@
-"""A whole training run from a :class:`~digitnet.presets.TrainConfig`: data in, metrics out.
+"""A whole training run from a :class:`~digitnet.train.config.TrainConfig`: data in, metrics out.
 
 This is what ``digitnet train`` calls: split a validation set off the training data, build the
 network, fit it, measure it on the test set, and gather the figures into the ``metrics.json``
@@ -27,7 +27,7 @@ from digitnet.errors import ConfigError, DataError, DivergenceError
 from digitnet.memory import check_training
 from digitnet.network import Network, parse_spec
 from digitnet.optim import Schedule, optimizer_options
-from digitnet.presets import TrainConfig
+from digitnet.train.config import TrainConfig
 from digitnet.train.divergence import DivergenceWatch, with_advice
 from digitnet.train.loop import BatchCallback, Callback, History, Trainer
 

@@ -38,6 +38,7 @@ _EXPORTS = {
     "Adam": "digitnet.optim",
     "Schedule": "digitnet.optim",
     "fit": "digitnet.train.loop",
+    "FitOptions": "digitnet.train.loop",
     "TrainConfig": "digitnet.train.config",
     "PRESETS": "digitnet.presets",
     "get_preset": "digitnet.presets",

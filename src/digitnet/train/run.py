@@ -29,7 +29,7 @@ from digitnet.network import Network, parse_spec
 from digitnet.optim import Schedule, optimizer_options
 from digitnet.train.config import TrainConfig
 from digitnet.train.divergence import DivergenceWatch, with_advice
-from digitnet.train.loop import BatchCallback, Callback, History, Trainer
+from digitnet.train.loop import BatchCallback, Callback, FitOptions, History, Trainer
 
 
 @dataclass
@@ -214,17 +214,13 @@ def prepare(
     rows = data.X_train.T
     val = (rows[val_idx].T, data.y_train[val_idx]) if val_idx.size else None
     net = build_network(config, net_rng)
-    trainer = Trainer(
-        net,
-        data.X_train,
-        data.y_train,
+    options = FitOptions(
         sample=train_idx,
         epochs=config.epochs,
         batch_size=config.batch_size,
         optimizer=config.optimizer,
         learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
-        **_momentum(config),
+        optimizer_options={"weight_decay": config.weight_decay, **_momentum(config)},
         schedule=build_schedule(config),
         validation_data=val,
         rng=order_rng,
@@ -234,6 +230,7 @@ def prepare(
         early_stopping=config.early_stopping,
         augment=None if config.augment == "none" else get_augmenter(config.augment),
     )
+    trainer = Trainer(net, data.X_train, data.y_train, options)
     watch = DivergenceWatch(trainer, config.optimizer, len(data.classes), on_warning, config.loss)
     trainer.on_batch.append(watch.batch)
     trainer.callbacks.append(watch.epoch)

@@ -83,6 +83,12 @@ class FitOptions:
     def build(cls, options: FitOptions | None = None, **keywords: Any) -> FitOptions:
         """``options`` (or the defaults) with ``keywords`` changed; keywords that are not
         settings are the optimiser's (``momentum=0.9``), added to ``optimizer_options``."""
+        if options is not None and not isinstance(options, cls):
+            raise ConfigError(
+                f"The settings of a fit come as keywords or as one FitOptions; got "
+                f"{type(options).__name__} {options!r:.40}.",
+                "name the setting: fit(net, X, y, epochs=5), or pass FitOptions(epochs=5)",
+            )
         base = options if options is not None else cls()
         if not keywords:
             return base

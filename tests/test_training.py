@@ -62,6 +62,8 @@ def test_one_options_object_or_keywords_train_the_same(rng):
         Trainer(nets[0], X, y, FitOptions(optimizer_options={"weight_decy": 0.5}))
     with pytest.raises(ConfigError, match="epochs"):
         Trainer(nets[0], X, y, FitOptions(epochs=-1))
+    with pytest.raises(ConfigError, match="fit has no setting 'epochz'; did you mean 'epochs'"):
+        nets[0].fit(X, y, epochz=3)
     with pytest.raises(ConfigError, match="as keywords or as one FitOptions"):
         nets[0].fit(X, y, 5)  # a number where the options go: one clear error, with the way
 

@@ -21,6 +21,7 @@ same weights and history, bit for bit, as a run that was never stopped.
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -95,6 +96,14 @@ class FitOptions:
         settings = {f.name for f in fields(cls)}
         own = {k: v for k, v in keywords.items() if k in settings}
         extra = {k: v for k, v in keywords.items() if k not in settings}
+        for name in extra:  # a misspelt setting would otherwise be blamed on the optimiser
+            close = difflib.get_close_matches(name, sorted(settings), n=1, cutoff=0.8)
+            if close:
+                raise ConfigError(
+                    f"fit has no setting {name!r}; did you mean {close[0]!r}?",
+                    f"the settings are {', '.join(f.name for f in fields(cls))}, and the "
+                    "optimiser's options (momentum, weight_decay, ...)",
+                )
         if extra:
             own["optimizer_options"] = {**own.get("optimizer_options", base.optimizer_options)}
             own["optimizer_options"].update(extra)

@@ -9,6 +9,10 @@ import os
 # make the suite's duration depend on the neighbours. Set before NumPy is first imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import contextlib
+import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,3 +40,47 @@ def mnist10k(mnist10k_dir):
     from digitnet.data.datasets import load_folder
 
     return load_folder(mnist10k_dir)
+
+
+# -- the command line, as a user runs it ------------------------------------------------------
+def run_cli(
+    *args: str, cwd: str | os.PathLike[str] | None = None, timeout: float = 300, fresh: bool = False
+) -> subprocess.CompletedProcess:
+    """``digitnet ARGS`` -> its exit status, stdout and stderr (a ``CompletedProcess``).
+
+    By default in this process, through ``cli.main(argv)``: what every command does (its output,
+    its files, its exit status) without a second of interpreter start-up per call. An unexpected
+    exception propagates with its traceback, as pytest shows it; ``sys.exit`` from argparse
+    becomes the exit status, as the shell would see it. With ``fresh=True``, a new interpreter
+    (``python -m digitnet``): for what only a real process shows (what it imports, how it exits,
+    signals). ``cwd``: the folder the command runs in (``train`` without ``--out`` writes
+    ``runs/`` there). A "Traceback" on stderr fails the test either way.
+    """
+    argv = [str(a) for a in args]
+    if fresh:
+        done = subprocess.run(
+            [sys.executable, "-m", "digitnet", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd,
+        )
+    else:
+        from digitnet import cli
+
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.ExitStack() as stack:
+            if cwd is not None:  # (contextlib.chdir is Python 3.11+)
+                stack.callback(os.chdir, os.getcwd())
+                os.chdir(cwd)
+            stack.enter_context(contextlib.redirect_stdout(out))
+            stack.enter_context(contextlib.redirect_stderr(err))
+            try:
+                status = cli.main(argv)
+            except SystemExit as exc:  # argparse's usage errors and --help, --version
+                status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        done = subprocess.CompletedProcess(
+            ["digitnet", *argv], status, out.getvalue(), err.getvalue()
+        )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done

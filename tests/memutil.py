@@ -1,9 +1,11 @@
 """Peak memory of a piece of code, measured in a subprocess of its own.
 
-``ru_maxrss`` is the process's peak resident memory; measured after the imports (``setup``) and
-again after ``code``, the difference is what ``code`` took at its peak. ``RLIMIT_AS`` caps the
-subprocess's address space, so that a regression fails at once (a MemoryError, or a refusal)
-instead of taking the machine's memory from everyone else on it.
+``VmHWM`` (in ``/proc/self/status``) is the process's peak resident memory; measured after the
+imports (``setup``) and again after ``code``, the difference is what ``code`` took at its peak.
+Not ``ru_maxrss``: Linux carries that across fork and exec, so a child of a big test process
+(pytest, after in-process commands) would start at its parent's peak and hide what ``code``
+took. ``RLIMIT_AS`` caps the subprocess's address space, so that a regression fails at once (a
+MemoryError, or a refusal) instead of taking the machine's memory from everyone else on it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import textwrap
 _RUNNER = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
+def _hwm():  # peak resident memory of this process since its exec, in kB
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 {setup}
-_base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+_base = _hwm()
 _out = None
 try:
 {code}
@@ -25,7 +30,7 @@ except MemoryError:
     _out = "MemoryError"
 except Exception as _e:
     _out = type(_e).__name__ + ": " + str(_e)
-_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+_peak = _hwm()
 print("PEAK_MB", (_peak - _base) / 1024)
 print("OUT", _out)
 """

@@ -22,7 +22,6 @@ from digitnet import Network
 from digitnet.data.datasets import Dataset
 from digitnet.errors import ConfigError, DataError, ModelFileError
 from digitnet.modelfile import save_model
-from digitnet.presets import TrainConfig
 from digitnet.train import checkpoint as ckpt_mod
 from digitnet.train.checkpoint import (
     METADATA_KEY,
@@ -32,6 +31,7 @@ from digitnet.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from digitnet.train.config import TrainConfig
 from digitnet.train.loop import Trainer, dropout_generators, fit
 from digitnet.train.run import (
     build_schedule,

@@ -12,8 +12,8 @@ import safetensors.numpy
 
 from digitnet.data.datasets import Dataset
 from digitnet.errors import ModelFileError
-from digitnet.presets import TrainConfig
 from digitnet.train.checkpoint import METADATA_KEY, checkpoint_bytes, from_bytes
+from digitnet.train.config import TrainConfig
 from digitnet.train.run import prepare
 
 CONFIG = TrainConfig(

@@ -1,4 +1,5 @@
-"""The command line, driven as a user drives it: in a subprocess, and in-process via main()."""
+"""The command line, driven as a user drives it: in-process via main(), and in a fresh process
+where that is the point (what --help imports, --version)."""
 
 from __future__ import annotations
 
@@ -7,32 +8,24 @@ import subprocess
 import sys
 
 import pytest
+from conftest import run_cli
 
 from digitnet import cli
 from digitnet.commands import train as train_cmd
 
 
-def run_cli(*args: str, timeout: float = 300, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "digitnet", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,  # train without --out makes runs/DATE-TIME in the current folder
-    )
-
-
 def test_help_and_version_are_light():
     code = (
         "import sys, digitnet.cli as c; p = c.build_parser(); p.format_help(); "
+        "import digitnet.train.config, digitnet.presets; "  # the presets' values, for --help
         "print(sorted(m for m in ('numpy', 'matplotlib', 'torch', 'starlette', 'uvicorn') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-    r = run_cli("--version")
+    r = run_cli("--version", fresh=True)
     assert r.returncode == 0 and r.stdout.startswith("digitnet ")
-    r = run_cli("train", "--help")
+    r = run_cli("train", "--help", fresh=True)
     assert r.returncode == 0 and "examples:" in r.stdout and "--batch-size" in r.stdout
 
 

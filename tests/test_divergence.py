@@ -3,22 +3,10 @@ learning rate worth trying; an accuracy stuck at chance is warned about."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+from conftest import run_cli
 
 from digitnet.train.divergence import GROWTH, suggest_lr, usual_lr
-
-
-def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "digitnet", "train", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
 
 
 @pytest.mark.parametrize(
@@ -32,7 +20,7 @@ def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
 def test_an_exploding_cost_stops_the_run_with_sensible_advice(args, advice, tmp_path):
     """Once: 9.7 % after every epoch, a cost of 3e17, exit 0, a full set of pictures (Adam); the
     hint for a NaN suggested --lr 1000 after 1e4. Now: stopped at the second batch."""
-    r = run_cli(*args, "--epochs", "3", cwd=tmp_path)
+    r = run_cli("train", *args, "--epochs", "3", cwd=tmp_path)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1, r.stderr
     assert lines[0].startswith("error: The cost became ") and "at epoch 1, batch " in lines[0]
@@ -44,7 +32,7 @@ def test_an_exploding_cost_stops_the_run_with_sensible_advice(args, advice, tmp_
 
 def test_an_accuracy_stuck_at_chance_is_warned_about(tmp_path):
     """The sigmoid network saturates at once: its cost stays 0.1, its accuracy 10 %."""
-    r = run_cli("--preset", "sigmoid-mse", "--lr", "1e6", "--epochs", "3", cwd=tmp_path)
+    r = run_cli("train", "--preset", "sigmoid-mse", "--lr", "1e6", "--epochs", "3", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     warnings = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1, r.stderr
@@ -55,7 +43,7 @@ def test_an_accuracy_stuck_at_chance_is_warned_about(tmp_path):
 
 def test_full_batch_descent_is_not_warned_about_in_its_first_steps(tmp_path):
     """The tutorial's gradient descent takes one step an epoch: near chance after two."""
-    r = run_cli("--preset", "tutorial", "--epochs", "60", cwd=tmp_path)
+    r = run_cli("train", "--preset", "tutorial", "--epochs", "60", cwd=tmp_path)
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from digitnet import cli
 from digitnet.data import download, idx, sources
@@ -44,7 +45,6 @@ FILENAMES = {
 }
 M_TRAIN, M_TEST = 50, 20
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
-TRAIN = (sys.executable, "-m", "digitnet", "train")
 
 
 # -- scaffolding: small real IDX files and a local HTTP server ---------------------------------
@@ -553,16 +553,9 @@ def test_debian_fashion_mnist_for_real(tmp_path):
 
     # and a small network trains on it end to end, from the command line
     out = tmp_path / "run"
-    r = subprocess.run(
-        [
-            *TRAIN,
-            *["--dataset", "fashion-mnist", "--offline", "--layers", "784-32-10", "--epochs", "1"],
-            *["--seed", "0", "--out"],
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    r = run_cli(
+        *["train", "--dataset", "fashion-mnist", "--offline", "--layers", "784-32-10"],
+        *["--epochs", "1", "--seed", "0", "--out", str(out)],
     )
     assert r.returncode == 0, r.stderr
     m = json.loads((out / "metrics.json").read_text())
@@ -571,22 +564,14 @@ def test_debian_fashion_mnist_for_real(tmp_path):
 
 
 # -- the command line --------------------------------------------------------------------------
-def test_cli_offline_mnist_one_warning_line_and_metrics_say_embedded(tmp_path):
+def test_cli_offline_mnist_one_warning_line_and_metrics_say_embedded(tmp_path, monkeypatch):
     out = tmp_path / "run"
-    env = {**os.environ, download.ENV_CACHE: str(tmp_path / "empty-cache")}
-    env.pop(ENV_DATA, None)
+    monkeypatch.setenv(download.ENV_CACHE, str(tmp_path / "empty-cache"))
+    monkeypatch.delenv(ENV_DATA, raising=False)
     start = time.monotonic()
-    r = subprocess.run(
-        [
-            *TRAIN,
-            *["--dataset", "mnist", "--offline", "--layers", "784-16-10", "--epochs", "1"],
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
+    r = run_cli(
+        *["train", "--dataset", "mnist", "--offline", "--layers", "784-16-10", "--epochs", "1"],
+        *["--out", str(out)],
     )
     assert r.returncode == 0, r.stderr
     lines = r.stderr.strip().splitlines()

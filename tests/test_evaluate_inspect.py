@@ -1,25 +1,19 @@
-"""``digitnet evaluate`` and ``digitnet inspect`` end to end, as a user runs them: subprocesses."""
+"""``digitnet evaluate`` and ``digitnet inspect`` end to end, as a user runs them (cli.main)."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PER_CLASS_KEYS = {"digit", "precision", "recall", "f1", "support"}
 #: the keys ``digitnet evaluate --json`` documents (its --help epilog)
 JSON_KEYS = {"model", "dataset", "accuracy", "n", "per_class", "confusion_matrix", "pictures"}
-
-
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "digitnet", *args], capture_output=True, text=True, timeout=timeout
-    )
 
 
 def assert_png(path):

@@ -25,9 +25,9 @@ from digitnet.files import (
 )
 from digitnet.modelfile import METADATA_KEY, from_bytes, load_model, save_model, to_bytes
 from digitnet.network import Network
-from digitnet.presets import TrainConfig
 from digitnet.train import checkpoint as ckpt_mod
 from digitnet.train.checkpoint import checkpoint_bytes, load_checkpoint
+from digitnet.train.config import TrainConfig
 from digitnet.train.run import prepare
 
 #: documents every reader would misread: refused, in one line, by model files and checkpoints

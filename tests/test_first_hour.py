@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from conftest import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -174,24 +176,11 @@ def test_learning_curves_say_what_training_accuracy_measures(tmp_path):
 
 
 # -- an explicit choice wins over a preset default that no longer applies --------------------
-def _digitnet(*args: str, cwd=None):
-    import subprocess
-    import sys
-
-    return subprocess.run(
-        [sys.executable, "-m", "digitnet", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
-
-
 def test_loss_mse_on_the_default_preset_trains_without_label_smoothing(tmp_path):
     import json
 
     out = tmp_path / "mse"
-    r = _digitnet(
+    r = run_cli(
         "train", "--loss", "mse", "--layers", "784-16-10", "--epochs", "1", "--out", str(out)
     )
     assert r.returncode == 0, r.stderr

@@ -33,7 +33,7 @@ from digitnet.errors import ModelFileError
 from digitnet.layers import Dense, Dropout
 from digitnet.modelfile import from_bytes, load_model, read_document, save_model, to_bytes
 from digitnet.network import Network
-from digitnet.presets import TrainConfig
+from digitnet.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "model-format.md"

@@ -1,4 +1,4 @@
-"""``digitnet predict``, driven as a user drives it: ``python -m digitnet predict ...``.
+"""``digitnet predict``, driven as a user drives it: ``digitnet predict ...`` (``run_cli``).
 
 A small model is trained once for the module through the command line itself; real test digits
 are written as images (white on black PNGs as MNIST stores them, and dark ink on light paper as
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from digitnet.data.datasets import load_embedded
@@ -28,17 +29,6 @@ from digitnet.network import Network
 GOOD = 5  # test digits written as images for each kind of picture
 PERCENT = r"(?:\d{1,3}\.\d|>99\.9|<0\.1) %"
 FORBIDDEN = ("matplotlib", "torch", "pooch", "tqdm", "requests")
-
-
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    r = subprocess.run(
-        [sys.executable, "-m", "digitnet", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert "Traceback" not in r.stdout + r.stderr, r.stderr
-    return r
 
 
 def predict_json(*args: str) -> tuple[int, list[dict], str]:

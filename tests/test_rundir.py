@@ -1,7 +1,8 @@
 """The run folder (digitnet.train.rundir) as training processes use it: one process per folder,
 SIGTERM and SIGHUP stop as Ctrl-C does, stale ``.part`` files go, ``runs/latest`` names the
-newest run, and a run that stopped early keeps no checkpoint it cannot use. Real processes,
-waited on with deadlines."""
+newest run, and a run that stopped early keeps no checkpoint it cannot use. A training that holds
+a folder or takes a signal is a real process, waited on with deadlines; the commands beside it
+run in-process (``run_cli``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from digitnet.errors import ConfigError
 from digitnet.train import rundir
@@ -24,17 +26,6 @@ LONG_RUN = ["--layers", "784-16-10", "--batch-size", "256", "--epochs", "400", "
 
 def _env() -> dict[str, str]:
     return {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
-
-def _digitnet(*args: str, cwd: Path | None = None, timeout: float = 300):
-    return subprocess.run(
-        [sys.executable, "-m", "digitnet", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=_env(),
-        timeout=timeout,
-    )
 
 
 def _start(*args: str, cwd: Path | None = None) -> subprocess.Popen:
@@ -76,9 +67,9 @@ def test_two_trains_into_one_folder_the_second_is_refused_naming_the_first(tmp_p
     try:
         _training(run, first)
         assert (run / ".lock").read_text().strip() == str(first.pid)
-        second = _digitnet("train", *LONG_RUN, "--out", str(run))
+        second = run_cli("train", *LONG_RUN, "--out", str(run))
         # ... or --resume of the folder the first is writing
-        third = _digitnet("train", "--resume", str(run), "--epochs", "500")
+        third = run_cli("train", "--resume", str(run), "--epochs", "500")
     finally:
         first.send_signal(signal.SIGTERM)
         out, err = first.communicate(timeout=60)
@@ -140,7 +131,7 @@ def test_sigterm_and_sighup_stop_training_as_ctrl_c_does(tmp_path, sig):
     # run finishes.
     (run / ".model.safetensors.x1y2z3.part").write_bytes(b"half a model")
     done = ckpt.state["epochs_done"] + 1
-    r = _digitnet("train", "--resume", str(run), "--epochs", str(done))
+    r = run_cli("train", "--resume", str(run), "--epochs", str(done))
     assert r.returncode == 0, r.stderr
     assert not list(run.glob(".*.part")) and (run / "model.safetensors").is_file()
 
@@ -149,7 +140,7 @@ def test_stale_part_files_do_not_stop_a_run_and_are_removed(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / ".checkpoint.safetensors.abc123.part").write_bytes(b"killed while writing")
-    r = _digitnet("train", "--layers", "784-16-10", "--epochs", "1", "--out", str(run))
+    r = run_cli("train", "--layers", "784-16-10", "--epochs", "1", "--out", str(run))
     assert r.returncode == 0, r.stderr
     assert not list(run.glob(".*.part"))
     assert {p.name for p in run.iterdir()} >= {"model.safetensors", "checkpoint.safetensors"}
@@ -158,13 +149,13 @@ def test_stale_part_files_do_not_stop_a_run_and_are_removed(tmp_path):
 def test_a_run_that_stopped_early_keeps_no_checkpoint_and_cannot_be_resumed(tmp_path):
     run = tmp_path / "run"
     args = ["--layers", "784-16-10", "--optimizer", "sgd", "--lr", "3", "--batch-size", "64"]
-    r = _digitnet("train", *args, "--epochs", "40", "--early-stopping", "1", "--out", str(run))
+    r = run_cli("train", *args, "--epochs", "40", "--early-stopping", "1", "--out", str(run))
     assert r.returncode == 0, r.stderr
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["stopped_early"], metrics  # (lr 3: the validation loss stalls at once)
     assert not (run / "checkpoint.safetensors").exists()
     assert "checkpoint.safetensors" not in r.stdout
-    r = _digitnet("train", "--resume", str(run), "--epochs", "50")
+    r = run_cli("train", "--resume", str(run), "--epochs", "50")
     assert r.returncode == 2 and "stopped early" in r.stderr.splitlines()[0], r.stderr
 
 

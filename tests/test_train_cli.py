@@ -1,10 +1,10 @@
 """``digitnet train`` end to end, as a user drives it: run folders, Ctrl-C, --resume, progress.
 
-Every command runs as a subprocess (``python -m digitnet``), except where a test must reach
-inside (a Ctrl-C delivered exactly while the checkpoint is written). The central check: a run
-interrupted by SIGINT, then resumed with the command it printed, ends with the same weights,
-bit for bit, as the same command never interrupted.
-"""
+Runs that are interrupted (SIGINT), and those compared bit for bit with them, are processes of
+their own (``python -m digitnet``); the other commands run in-process (``run_cli``, through
+``cli.main``), and a Ctrl-C delivered exactly while the checkpoint is written reaches inside.
+The central check: a run interrupted by SIGINT, then resumed with the command it printed, ends
+with the same weights, bit for bit, as the same command never interrupted."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from digitnet import cli
 from digitnet.commands import train as train_cmd
@@ -56,13 +57,6 @@ def digitnet(*args: str, cwd: Path | None = None, **kwargs) -> subprocess.Popen:
         env=ENV,
         **kwargs,
     )
-
-
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300):
-    p = digitnet(*args, cwd=cwd)
-    out, err = p.communicate(timeout=timeout)
-    assert "Traceback" not in err
-    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
 def history_rows(folder: Path) -> list[str]:
@@ -151,7 +145,7 @@ def test_sigint_saves_a_checkpoint_and_resume_equals_an_uninterrupted_run(runs):
     # the printed command, exactly as printed
     command = shlex.split(runs["once"].stdout.strip().splitlines()[-1].split(": ", 1)[1])
     assert command[:2] == ["digitnet", "train"]
-    r = run_cli(*command[1:])
+    r = run_cli(*command[1:], fresh=True)  # as the reference run: a process of its own
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     assert f"run folder: {folder}" in r.stdout.splitlines()[2]

@@ -34,6 +34,40 @@ def test_same_seed_same_run_bit_for_bit(rng):
     assert not np.array_equal(other.parameters()[0].theta, a.parameters()[0].theta)
 
 
+def test_one_options_object_or_keywords_train_the_same(rng):
+    """fit(net, X, y, FitOptions(...)) is fit(net, X, y, **the same settings): the same run,
+    bit for bit (the same products in the same order); keywords change a FitOptions, and those
+    that are not settings go to the optimiser, which refuses the ones it does not take."""
+    from digitnet.errors import ConfigError
+    from digitnet.train.loop import FitOptions, Trainer
+
+    X, y = _toy(rng, m=300)
+    settings = {"epochs": 2, "batch_size": 50, "optimizer": "momentum", "learning_rate": 0.05}
+    nets = [Network.from_spec("784-16-10", seed=3) for _ in range(3)]
+    nets[0].fit(X, y, seed=1, momentum=0.8, **settings)
+    nets[1].fit(X, y, FitOptions(seed=1, optimizer_options={"momentum": 0.8}, **settings))
+    nets[2].fit(X, y, FitOptions(seed=1, **settings), momentum=0.8)
+    for other in nets[1:]:
+        for (_, p, _), (_, q, _) in zip(nets[0].parameters(), other.parameters(), strict=True):
+            assert np.array_equal(p, q)
+    options = FitOptions.build(FitOptions(epochs=3), batch_size=None, weight_decay=0.1)
+    assert (options.epochs, options.batch_size, options.optimizer_options) == (
+        3,
+        None,
+        {"weight_decay": 0.1},
+    )
+    trainer = Trainer(nets[0], X, y, options)
+    assert trainer.batch_size == 300 and trainer.epochs == 3 and trainer.n_batches == 1
+    with pytest.raises(ConfigError, match="weight_decy"):
+        Trainer(nets[0], X, y, FitOptions(optimizer_options={"weight_decy": 0.5}))
+    with pytest.raises(ConfigError, match="epochs"):
+        Trainer(nets[0], X, y, FitOptions(epochs=-1))
+    with pytest.raises(ConfigError, match="fit has no setting 'epochz'; did you mean 'epochs'"):
+        nets[0].fit(X, y, epochz=3)
+    with pytest.raises(ConfigError, match="as keywords or as one FitOptions"):
+        nets[0].fit(X, y, 5)  # a number where the options go: one clear error, with the way
+
+
 def test_history_records(rng):
     X, y = _toy(rng, m=300)
     net = Network.from_spec("784-16-10", seed=0)

@@ -23,18 +23,9 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("httpx2")  # Starlette's TestClient
 
+from conftest import run_cli
 from starlette.testclient import TestClient
 from web_helpers import Server, digit_png
-
-
-def run_cli(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "digitnet", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -346,7 +337,7 @@ def test_serve_command_line(tmp_path, runs_root):
         assert doc["source"].endswith(str(Path("a") / "model.safetensors"))
         conn.close()
         # The port is taken now: a second server says so in one line.
-        r = run_cli("serve", str(runs_root / "a"), "--port", str(address.port))
+        r = run_cli("serve", str(runs_root / "a"), "--port", str(address.port), fresh=True)
         assert r.returncode == 2 and "cannot listen" in r.stderr and "--port" in r.stderr
     # SIGTERM (as Ctrl-C) stops it gracefully, saying so.
     assert server.proc.returncode == 0

@@ -8,8 +8,6 @@ and 390x844 go to ``$DIGITNET_SHOTS`` (default ``/tmp/digitnet-shots``).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ import pytest
 pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright")
 pytest.importorskip("starlette", reason="digitnet serve needs Starlette")
 
+from conftest import run_cli
 from playwright.sync_api import sync_playwright
 from web_helpers import (
     CHROMIUM,
@@ -27,7 +26,6 @@ from web_helpers import (
     draw_digit,
     pad_png,
     request,
-    subprocess_env,
     wait_settled,
 )
 
@@ -47,11 +45,9 @@ def model(runs_dir) -> Path:
     """The seed-16-16 preset (784-16-16-10, ReLU, label smoothing as digitnet trains), 4 epochs:
     a few seconds, and it reads clear digits right."""
     run = runs_dir / "served"
-    done = subprocess.run(
-        [sys.executable, "-m", "digitnet", "train", "--preset", "seed-16-16", "--epochs", "4",
-         "--seed", "0", "--out", str(run)],
-        capture_output=True, text=True, env=subprocess_env(), timeout=600,
-    )  # fmt: skip
+    done = run_cli(
+        "train", "--preset", "seed-16-16", "--epochs", "4", "--seed", "0", "--out", str(run)
+    )
     assert done.returncode == 0, done.stderr
     return run / "model.safetensors"
 

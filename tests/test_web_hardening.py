@@ -424,7 +424,9 @@ def test_a_reader_caps_its_own_memory():
         "except MemoryError:\n"
         "    print('refused')\n"
         "b = np.ones(READER_MEMORY_BYTES // 2 // 8)  # half the headroom: fine\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent (pytest) at exec
+        "peak = int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))"
+        ".split()[1]) * 1024\n"
         "print(cap, peak)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ import pytest
 pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright")
 pytest.importorskip("starlette", reason="digitnet serve needs Starlette")
 
+from conftest import run_cli
 from playwright.sync_api import expect, sync_playwright
 from web_helpers import (
     CHROMIUM,
@@ -28,7 +27,6 @@ from web_helpers import (
     Server,
     click_unit,
     draw_digit,
-    subprocess_env,
     wait_settled,
 )
 
@@ -45,10 +43,9 @@ SHOTS = Path(os.environ.get("DIGITNET_SHOTS", "/tmp/digitnet-shots"))
 def served(tmp_path_factory):
     runs = tmp_path_factory.mktemp("layout") / "runs"
     run = runs / "wide"
-    done = subprocess.run(
-        [sys.executable, "-m", "digitnet", "train", "--layers", "784-1024-32-10", "--epochs",
-         "2", "--augment", "none", "--dropout", "0", "--out", str(run)],
-        capture_output=True, text=True, env=subprocess_env(), timeout=600,
+    done = run_cli(
+        "train", "--layers", "784-1024-32-10", "--epochs", "2", "--augment", "none",
+        "--dropout", "0", "--out", str(run),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     log = runs.parent / "serve.log"

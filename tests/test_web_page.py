@@ -22,6 +22,7 @@ pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwr
 pytest.importorskip("starlette", reason="digitnet serve needs Starlette")
 pytest.importorskip("uvicorn", reason="digitnet serve needs uvicorn")
 
+from conftest import run_cli
 from playwright.sync_api import expect, sync_playwright
 from web_helpers import (
     CHROMIUM,
@@ -47,13 +48,6 @@ SHOTS = Path(os.environ.get("DIGITNET_SHOTS", "/tmp/digitnet-shots"))
 LIVE_EPOCHS = 15
 
 
-def digitnet(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "digitnet", *args],
-        capture_output=True, text=True, env=subprocess_env(), timeout=600, **kwargs,
-    )
-
-
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("web") / "runs"
@@ -66,7 +60,7 @@ def model(runs_dir) -> Path:
     """A model that reads clear digits well: 784-128-10, Adam, 15 epochs, no label smoothing
     (so that "clearly written" can mean a confidence of 99 %)."""
     run = runs_dir / "served"
-    done = digitnet(
+    done = run_cli(
         "train", "--layers", "784-128-10", "--optimizer", "adam", "--lr", "0.001",
         "--epochs", "15", "--label-smoothing", "0", "--seed", "0", "--out", str(run),
     )

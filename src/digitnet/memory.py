@@ -90,7 +90,7 @@ def check_fits(what: str, parts: list[tuple[str, int]], hint: str) -> None:
 
 
 def check_training(config: Any, n_train: int) -> None:
-    """Refuse a training ``config`` (a :class:`~digitnet.presets.TrainConfig`) on ``n_train``
+    """Refuse a training ``config`` (a :class:`~digitnet.train.config.TrainConfig`) on ``n_train``
     examples that cannot fit in memory: ``--layers 784-100000000-10``, say."""
     from digitnet.network import parse_spec
 

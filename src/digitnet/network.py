@@ -338,11 +338,13 @@ class Network:
         return A
 
     # -- training ----------------------------------------------------------------------------
-    def fit(self, X: np.ndarray, y: np.ndarray, **kwargs: Any) -> History:
-        """Train on ``X`` (``(784, m)``) and labels ``y``; see :func:`digitnet.train.fit`."""
+    def fit(self, X: np.ndarray, y: np.ndarray, options: Any = None, **kwargs: Any) -> History:
+        """Train on ``X`` (``(784, m)``) and labels ``y``, with a
+        :class:`~digitnet.train.loop.FitOptions` or its settings as keywords (``epochs=5``);
+        see :func:`digitnet.train.fit`."""
         from digitnet.train.loop import fit
 
-        return fit(self, X, y, **kwargs)
+        return fit(self, X, y, options, **kwargs)
 
     def release(self) -> None:
         """Free the training buffers of every layer."""

@@ -1,15 +1,4 @@
-"""How well a network does, in numbers and in pictures.
-
-Metrics, in NumPy alone:
-
-- :func:`confusion_matrix` ``(y_true, y_pred)`` -> ``(10, 10)`` counts, row = the true digit,
-  column = the predicted one, so the diagonal holds the right answers;
-- :func:`per_class` ``(cm)`` -> precision, recall, F1 and support of each digit. A digit that is
-  never predicted has precision ``0/0``, one that never occurs recall ``0/0``: both are defined
-  as ``0.0`` here (as scikit-learn does with ``zero_division=0``), and F1 is ``0.0`` when
-  precision and recall are both 0;
-- :func:`most_confident_mistakes` ``(P, y_true)`` -> the wrong answers the network was surest of;
-- :func:`top_confusions` ``(cm)`` -> the commonest (true, predicted) mix-ups.
+"""How well a network does, in pictures (the numbers behind them are :mod:`digitnet.metrics`).
 
 Pictures, each a PNG written atomically (rendered into memory, then written through a temporary
 file in the same folder and a rename, so a reader never sees half a picture):
@@ -41,136 +30,12 @@ from typing import Any
 import numpy as np
 
 from digitnet.errors import DataError, DigitnetError, ShapeError
+from digitnet.metrics import accuracy, labels_array, square_counts
 
 #: resolution of every picture, in dots per inch
 DPI = 100
 
 _Path = str | os.PathLike[str]
-
-
-# -- metrics --------------------------------------------------------------------------------
-def _labels_array(y: Any, name: str) -> np.ndarray:
-    arr = np.asarray(y)
-    if arr.ndim != 1:
-        raise ShapeError(f"{name} must be one label per example, a 1-D array; got {arr.shape}.")
-    if arr.dtype.kind in "iu":
-        return arr.astype(np.int64, copy=False)
-    if arr.dtype.kind == "b" or arr.size == 0:
-        return arr.astype(np.int64)
-    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-        return arr.astype(np.int64)
-    raise DataError(f"{name} must hold integer class labels; got values of dtype {arr.dtype}.")
-
-
-def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int = 10) -> np.ndarray:
-    """``cm[i, j]``: how many examples of true class ``i`` were predicted as class ``j``.
-
-    An ``(n_classes, n_classes)`` int64 array; row = the true digit, column = the prediction. Its
-    sum is the number of examples and its trace the number predicted right.
-    """
-    if n_classes < 1:
-        raise ShapeError(f"n_classes must be positive; got {n_classes}.")
-    t = _labels_array(y_true, "y_true")
-    p = _labels_array(y_pred, "y_pred")
-    if t.shape != p.shape:
-        raise ShapeError(
-            f"y_true and y_pred must have one label per example each; got {t.size} and {p.size}."
-        )
-    for name, arr in (("y_true", t), ("y_pred", p)):
-        if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
-            raise DataError(
-                f"{name} holds labels from {arr.min()} to {arr.max()}; expected 0 to "
-                f"{n_classes - 1}."
-            )
-    counts = np.bincount(t * n_classes + p, minlength=n_classes * n_classes)
-    return counts.reshape(n_classes, n_classes).astype(np.int64)
-
-
-def _square_counts(cm: Any) -> np.ndarray:
-    cm = np.asarray(cm)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] == 0:
-        raise ShapeError(f"A confusion matrix is square, (n, n); got shape {cm.shape}.")
-    if cm.dtype.kind not in "iuf" or (cm.size and cm.min() < 0):
-        raise DataError("A confusion matrix holds non-negative counts.")
-    return cm
-
-
-def accuracy(cm: Any) -> float:
-    """The fraction predicted right: trace / sum (``0.0`` for an empty matrix)."""
-    cm = _square_counts(cm)
-    total = cm.sum()
-    return float(np.trace(cm) / total) if total else 0.0
-
-
-def per_class(cm: Any) -> list[dict[str, Any]]:
-    """Precision, recall, F1 and support of each class of a confusion matrix (row = true).
-
-    ``{"digit": d, "precision": ..., "recall": ..., "f1": ..., "support": n}`` for d = 0, 1, ...
-    precision = ``cm[d, d]`` / column ``d``'s sum (of the examples predicted ``d``, the share
-    that were ``d``); recall = ``cm[d, d]`` / row ``d``'s sum (of the ``d``s, the share found);
-    F1 = their harmonic mean; support = row ``d``'s sum. ``0/0`` is defined as ``0.0``: the
-    precision of a class never predicted, the recall of a class with no examples, and F1 when
-    precision and recall are both 0. Plain Python numbers, ready for JSON.
-    """
-    cm = _square_counts(cm)
-    rows = []
-    for d in range(cm.shape[0]):
-        tp = float(cm[d, d])
-        predicted = float(cm[:, d].sum())
-        support = float(cm[d, :].sum())
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        rows.append(
-            {
-                "digit": d,
-                "precision": precision,
-                "recall": recall,
-                "f1": f1,
-                "support": int(support),
-            }
-        )
-    return rows
-
-
-def top_confusions(cm: Any, k: int = 5) -> list[tuple[int, int, int]]:
-    """The ``k`` commonest mistakes as ``(true, predicted, count)``, most frequent first."""
-    cm = _square_counts(cm)
-    off = [
-        (int(cm[i, j]), i, j)
-        for i in range(cm.shape[0])
-        for j in range(cm.shape[1])
-        if i != j and cm[i, j] > 0
-    ]
-    off.sort(key=lambda c: (-c[0], c[1], c[2]))
-    return [(i, j, count) for count, i, j in off[:k]]
-
-
-def most_confident_mistakes(P: Any, y_true: Any, k: int = 25) -> np.ndarray:
-    """Column indices of the (at most) ``k`` wrong predictions with the highest confidence.
-
-    ``P``: ``(n_classes, m)`` probabilities, one example per column (``net.predict_proba(X)``).
-    The prediction is ``argmax P[:, i]`` and its confidence ``max P[:, i]``; the indices of the
-    examples where the prediction differs from ``y_true`` come back surest first (ties in column
-    order). An int64 array, empty when there is no mistake.
-    """
-    P = np.asarray(P)
-    y = _labels_array(y_true, "y_true")
-    if P.ndim != 2 or P.shape[1] != y.size:
-        raise ShapeError(
-            f"P must be (n_classes, m) with one column per label; got {P.shape} for {y.size} "
-            "labels.",
-            "for probabilities as rows (m, n_classes), pass P.T",
-        )
-    if k < 0:
-        raise ShapeError(f"k must be zero or more; got {k}.")
-    if y.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    pred = P.argmax(axis=0)
-    confidence = P[pred, np.arange(y.size)]
-    wrong = np.flatnonzero(pred != y)
-    order = np.argsort(-confidence[wrong], kind="stable")
-    return wrong[order[:k]].astype(np.int64)
 
 
 # -- drawing helpers ------------------------------------------------------------------------
@@ -367,7 +232,7 @@ def plot_confusion_matrix(
     """
     from matplotlib.colors import PowerNorm
 
-    cm = _square_counts(cm)
+    cm = square_counts(cm)
     n = cm.shape[0]
     labels = _display_labels(classes, n)
     what = "digit" if classes is None or _is_digits([str(c) for c in classes]) else "class"
@@ -510,8 +375,8 @@ def plot_mistakes(
     its prediction. Drawn as dark ink on white. With ``k = 0``, a picture that says so.
     """
     images = np.asarray(images, dtype=np.float64)
-    t = _labels_array(y_true, "y_true")
-    p = _labels_array(y_pred, "y_pred")
+    t = labels_array(y_true, "y_true")
+    p = labels_array(y_pred, "y_pred")
     conf = np.asarray(confidence, dtype=np.float64).reshape(-1)
     n_pixels = int(np.prod(image_shape))
     if images.ndim != 2 or images.shape[0] != n_pixels:
@@ -642,14 +507,10 @@ def plot_weight_histograms(net_or_params: Any, path: _Path) -> None:
 
 
 __all__ = [
-    "accuracy",
-    "confusion_matrix",
-    "most_confident_mistakes",
-    "per_class",
     "plot_confusion_matrix",
     "plot_learning_curves",
     "plot_mistakes",
     "plot_weight_histograms",
     "plot_weights",
-    "top_confusions",
+    "training_note",
 ]

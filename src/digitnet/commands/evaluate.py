@@ -270,7 +270,7 @@ def _labels(classes: list[str]) -> tuple[list[str], str]:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from digitnet import reports
+    from digitnet import metrics, reports
     from digitnet.modelfile import load_model
 
     path = model_path(args.model)
@@ -284,8 +284,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     y = data.y_test
     pred = P.argmax(axis=0)
     n_classes = len(data.classes)
-    cm = reports.confusion_matrix(y, pred, n_classes)
-    rows = reports.per_class(cm)
+    cm = metrics.confusion_matrix(y, pred, n_classes)
+    rows = metrics.per_class(cm)
     n = int(cm.sum())
     correct = int(np.trace(cm))
     accuracy = correct / n
@@ -293,7 +293,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cm_png, mistakes_png = folder / "confusion_matrix.png", folder / "mistakes.png"
     classes = list(data.classes)
     drew = pictures.draw(lambda: reports.plot_confusion_matrix(cm, cm_png, classes=classes))
-    worst = reports.most_confident_mistakes(P, y, k=N_MISTAKES)
+    worst = metrics.most_confident_mistakes(P, y, k=N_MISTAKES)
     drew = drew and pictures.draw(
         lambda: reports.plot_mistakes(
             data.X_test[:, worst],
@@ -335,7 +335,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print()
     print(f"confusion matrix (row = true {what}, column = predicted {what}):")
     print("\n".join(_matrix_table(cm, labels, what)))
-    confusions = reports.top_confusions(cm, k=5)
+    confusions = metrics.top_confusions(cm, k=5)
     if confusions:
         listed = ", ".join(f"{labels[t]} → {labels[p]} ({c:,})" for t, p, c in confusions)
         print(f"commonest mistakes (true → predicted): {listed}")

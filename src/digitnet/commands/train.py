@@ -906,7 +906,7 @@ def _write_results(run_dir: Path, training: Any) -> None:
         warn(f"could not draw the pictures ({type(exc).__name__}: {exc})")
     else:
         if pictures is None:
-            print("pictures skipped: digitnet.reports is not available")
+            print("pictures skipped: matplotlib is not installed")
         else:
             written += [p.name for p in pictures]
     rundir.write_json(run_dir / rundir.METRICS, {"digitnet_version": __version__, **m})

@@ -54,7 +54,7 @@ from digitnet.files import (
     write_atomic,
 )
 from digitnet.network import parse_spec, seed_name
-from digitnet.presets import TrainConfig
+from digitnet.train.config import TrainConfig
 
 #: the document's ``"format"``
 FORMAT = "digitnet-checkpoint"

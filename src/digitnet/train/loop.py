@@ -21,9 +21,11 @@ same weights and history, bit for bit, as a run that was never stopped.
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -43,6 +45,69 @@ Augment = Callable[..., np.ndarray]
 
 #: the version of the dictionary :meth:`Trainer.state` returns
 STATE_VERSION = 1
+
+
+@dataclass
+class FitOptions:
+    """How to train: every setting of :func:`fit` and :class:`Trainer`, in one place.
+
+    ``epochs``, ``batch_size`` (``None``: the whole training set, full-batch gradient descent as
+    in the seeds), the optimiser (a name or an :class:`~digitnet.optim.Optimizer`) with its
+    ``learning_rate`` (the seeds' α) and ``optimizer_options`` (``momentum``, ``weight_decay``,
+    ...: :func:`~digitnet.optim.get_optimizer` refuses those it does not take), the learning-rate
+    ``schedule``, ``validation_data`` ``(X_val, y_val)``, the random ``seed`` or generator
+    ``rng`` of the epochs' order, ``callbacks`` after each epoch, ``augment``, ``sample``,
+    ``on_batch``, ``should_stop`` and ``early_stopping`` (see :class:`Trainer`).
+
+    ``fit(net, X, y, epochs=5)`` and ``fit(net, X, y, FitOptions(epochs=5))`` are the same call:
+    :meth:`build` makes the options from keywords, and keywords that are not settings go to the
+    optimiser, as ``fit`` always took them.
+    """
+
+    epochs: int = 10
+    batch_size: int | None = 128
+    optimizer: str | Optimizer = "adam"
+    learning_rate: float = 1e-3
+    schedule: Schedule | None = None
+    validation_data: tuple[np.ndarray, np.ndarray] | None = None
+    seed: int | None = None
+    rng: np.random.Generator | None = None
+    callbacks: Iterable[Callback] = ()
+    augment: Augment | None = None
+    sample: np.ndarray | None = None
+    on_batch: Iterable[BatchCallback] = ()
+    should_stop: Callable[[], bool] | None = None
+    early_stopping: int | None = None
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, options: FitOptions | None = None, **keywords: Any) -> FitOptions:
+        """``options`` (or the defaults) with ``keywords`` changed; keywords that are not
+        settings are the optimiser's (``momentum=0.9``), added to ``optimizer_options``."""
+        if options is not None and not isinstance(options, cls):
+            raise ConfigError(
+                f"The settings of a fit come as keywords or as one FitOptions; got "
+                f"{type(options).__name__} {options!r:.40}.",
+                "name the setting: fit(net, X, y, epochs=5), or pass FitOptions(epochs=5)",
+            )
+        base = options if options is not None else cls()
+        if not keywords:
+            return base
+        settings = {f.name for f in fields(cls)}
+        own = {k: v for k, v in keywords.items() if k in settings}
+        extra = {k: v for k, v in keywords.items() if k not in settings}
+        for name in extra:  # a misspelt setting would otherwise be blamed on the optimiser
+            close = difflib.get_close_matches(name, sorted(settings), n=1, cutoff=0.8)
+            if close:
+                raise ConfigError(
+                    f"fit has no setting {name!r}; did you mean {close[0]!r}?",
+                    f"the settings are {', '.join(f.name for f in fields(cls))}, and the "
+                    "optimiser's options (momentum, weight_decay, ...)",
+                )
+        if extra:
+            own["optimizer_options"] = {**own.get("optimizer_options", base.optimizer_options)}
+            own["optimizer_options"].update(extra)
+        return replace(base, **own)
 
 
 def dropout_generators(net: Any) -> list[np.random.Generator]:
@@ -77,7 +142,8 @@ def _set_rng_state(gen: np.random.Generator, state: Any, what: str) -> None:
 class Trainer:
     """Mini-batch training of ``net`` with every piece of its state in the open.
 
-    Takes the arguments of :func:`fit` (which is ``Trainer(...).train()``), plus:
+    Takes the arguments of :func:`fit` (which is ``Trainer(...).train()``): a
+    :class:`FitOptions`, or its settings as keywords. Of those settings:
 
     - ``on_batch``: callables ``on_batch(k, n_batches, batch_loss)`` after each mini-batch (``k``
       counts from 1 within the epoch): for progress bars.
@@ -98,25 +164,34 @@ class Trainer:
         net: Any,
         X: np.ndarray,
         y: np.ndarray,
-        *,
-        epochs: int = 10,
-        batch_size: int | None = 128,
-        optimizer: str | Optimizer = "adam",
-        learning_rate: float = 1e-3,
-        schedule: Schedule | None = None,
-        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
-        seed: int | None = None,
-        rng: np.random.Generator | None = None,
-        callbacks: Iterable[Callback] = (),
-        augment: Augment | None = None,
-        sample: np.ndarray | None = None,
-        on_batch: Iterable[BatchCallback] = (),
-        should_stop: Callable[[], bool] | None = None,
-        early_stopping: int | None = None,
-        **optimizer_kwargs: Any,
+        options: FitOptions | None = None,
+        **keywords: Any,
     ) -> None:
-        X = np.asarray(X)
-        y = np.asarray(y)
+        o = FitOptions.build(options, **keywords)
+        X, y = np.asarray(X), np.asarray(y)
+        sample = self._check_data(net, X, y, o.sample)
+        m = X.shape[1] if sample is None else sample.size
+        self._check_settings(o)
+        self.net = net
+        self.epochs = int(o.epochs)
+        self.validation_data = o.validation_data
+        self.callbacks = list(o.callbacks)
+        self.on_batch = list(o.on_batch)
+        self.should_stop = o.should_stop
+        self.early_stopping = None if o.early_stopping is None else int(o.early_stopping)
+        self.augment = o.augment
+        self.rng = o.rng if o.rng is not None else np.random.default_rng(o.seed)
+        self.opt = get_optimizer(o.optimizer, o.learning_rate, **o.optimizer_options)
+        self.base_alpha = self.opt.alpha
+        self.schedule = o.schedule or Schedule()
+        self._hold_data(X, y, m, o.batch_size, sample)
+        self._start()
+
+    @staticmethod
+    def _check_data(
+        net: Any, X: np.ndarray, y: np.ndarray, sample: np.ndarray | None
+    ) -> np.ndarray | None:
+        """Refuse data the network cannot train on; ``sample`` as an index array (or None)."""
         if X.ndim != 2 or X.shape[0] != net.n_inputs:
             raise ShapeError(
                 f"X must have shape ({net.n_inputs}, m), one example per column; got {X.shape}.",
@@ -139,45 +214,41 @@ class Trainer:
                 f"Labels must be integers in [0, {net.n_outputs - 1}]; "
                 f"got values from {labels.min()} to {labels.max()}."
             )
-        if not _is_int(epochs) or epochs < 0:
-            raise ConfigError(f"epochs must be an integer >= 0; got {epochs!r}.")
-        if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
-            raise ConfigError(f"batch_size must be a positive integer or None; got {batch_size!r}.")
-        if early_stopping is not None:
-            if (
-                isinstance(early_stopping, bool)
-                or int(early_stopping) != early_stopping
-                or (early_stopping < 1)
-            ):
-                raise ConfigError(
-                    f"early_stopping is a patience in epochs, a positive integer; "
-                    f"got {early_stopping!r}."
-                )
-            if validation_data is None:
-                raise ConfigError(
-                    "Early stopping watches the validation loss, but there is no validation set.",
-                    "hold out a validation set (a validation fraction above 0)",
-                )
-            early_stopping = int(early_stopping)
-        self.net = net
-        self.epochs = int(epochs)
-        self.validation_data = validation_data
-        self.callbacks = list(callbacks)
-        self.on_batch = list(on_batch)
-        self.should_stop = should_stop
-        self.early_stopping = early_stopping
-        self.augment = augment
-        self.rng = rng if rng is not None else np.random.default_rng(seed)
-        self.opt = get_optimizer(optimizer, learning_rate, **optimizer_kwargs)
-        self.base_alpha = self.opt.alpha
-        self.schedule = schedule or Schedule()
+        return sample
 
+    @staticmethod
+    def _check_settings(o: FitOptions) -> None:
+        """Refuse settings that cannot train: epochs, batch size, early stopping's patience."""
+        if not _is_int(o.epochs) or o.epochs < 0:
+            raise ConfigError(f"epochs must be an integer >= 0; got {o.epochs!r}.")
+        if o.batch_size is not None and (not _is_int(o.batch_size) or o.batch_size < 1):
+            raise ConfigError(
+                f"batch_size must be a positive integer or None; got {o.batch_size!r}."
+            )
+        if o.early_stopping is None:
+            return
+        patience = o.early_stopping
+        if isinstance(patience, bool) or int(patience) != patience or patience < 1:
+            raise ConfigError(
+                f"early_stopping is a patience in epochs, a positive integer; got {patience!r}."
+            )
+        if o.validation_data is None:
+            raise ConfigError(
+                "Early stopping watches the validation loss, but there is no validation set.",
+                "hold out a validation set (a validation fraction above 0)",
+            )
+
+    def _hold_data(
+        self, X: np.ndarray, y: np.ndarray, m: int, batch_size: int | None, sample: Any
+    ) -> None:
+        """Hold the examples as rows, the batch size and the random streams of the batches."""
+        net = self.net
         self.m = m
         self.batch_size = m if batch_size is None or batch_size >= m else int(batch_size)
         bs = self.batch_size
         # augmenting needs a gathered copy to distort
-        self.full_batch = bs == m and augment is None
-        self.aug_rng = self.rng.spawn(1)[0] if augment is not None else None
+        self.full_batch = bs == m and self.augment is None
+        self.aug_rng = self.rng.spawn(1)[0] if self.augment is not None else None
         self.dropout_rngs = dropout_generators(net)
         y = y.astype(np.intp, copy=False)
         # Held once as rows (m, 784), C-ordered: free when X is the transpose of such an array.
@@ -192,7 +263,8 @@ class Trainer:
         self._Y_bufs: dict[int, np.ndarray] = {}
         self._y_order: np.ndarray | None = None  # the labels in the epoch's order
 
-        # where training is
+    def _start(self) -> None:
+        """Where training is: nothing done yet (:meth:`restore` puts a saved state instead)."""
         self.epochs_done = 0
         self.k = 0  # mini-batches done in the current epoch (0: the epoch has not started)
         self.order: np.ndarray | None = None  # the current epoch's order of columns
@@ -576,22 +648,8 @@ def fit(
     net: Any,
     X: np.ndarray,
     y: np.ndarray,
-    *,
-    epochs: int = 10,
-    batch_size: int | None = 128,
-    optimizer: str | Optimizer = "adam",
-    learning_rate: float = 1e-3,
-    schedule: Schedule | None = None,
-    validation_data: tuple[np.ndarray, np.ndarray] | None = None,
-    seed: int | None = None,
-    rng: np.random.Generator | None = None,
-    callbacks: Iterable[Callback] = (),
-    augment: Augment | None = None,
-    sample: np.ndarray | None = None,
-    on_batch: Iterable[BatchCallback] = (),
-    should_stop: Callable[[], bool] | None = None,
-    early_stopping: int | None = None,
-    **optimizer_kwargs: Any,
+    options: FitOptions | None = None,
+    **keywords: Any,
 ) -> History:
     """Train ``net`` on ``X`` (``(784, m)``, one example per column) and labels ``y`` (``(m,)``).
 
@@ -612,28 +670,12 @@ def fit(
     epochs and leaves ``net`` with the weights of the best epoch. ``on_batch`` and
     ``should_stop``: see :class:`Trainer`, which keeps the state of the loop (for checkpoints).
 
+    The settings come as keywords (``fit(net, X, y, epochs=5, batch_size=32)``), or as one
+    :class:`FitOptions` (``fit(net, X, y, options)``), or both (the keywords change the options).
+
     Raises :class:`~digitnet.errors.DivergenceError` as soon as the cost is NaN or infinite.
     """
-    trainer = Trainer(
-        net,
-        X,
-        y,
-        epochs=epochs,
-        batch_size=batch_size,
-        optimizer=optimizer,
-        learning_rate=learning_rate,
-        schedule=schedule,
-        validation_data=validation_data,
-        seed=seed,
-        rng=rng,
-        callbacks=callbacks,
-        augment=augment,
-        sample=sample,
-        on_batch=on_batch,
-        should_stop=should_stop,
-        early_stopping=early_stopping,
-        **optimizer_kwargs,
-    )
+    trainer = Trainer(net, X, y, FitOptions.build(options, **keywords))
     history = trainer.train()
     if trainer.finished:
         trainer.restore_best()

@@ -1,4 +1,4 @@
-"""A whole training run from a :class:`~digitnet.presets.TrainConfig`: data in, metrics out.
+"""A whole training run from a :class:`~digitnet.train.config.TrainConfig`: data in, metrics out.
 
 This is what ``digitnet train`` calls: split a validation set off the training data, build the
 network, fit it, measure it on the test set, and gather the figures into the ``metrics.json``
@@ -27,9 +27,9 @@ from digitnet.errors import ConfigError, DataError, DivergenceError
 from digitnet.memory import check_training
 from digitnet.network import Network, parse_spec
 from digitnet.optim import Schedule, optimizer_options
-from digitnet.presets import TrainConfig
+from digitnet.train.config import TrainConfig
 from digitnet.train.divergence import DivergenceWatch, with_advice
-from digitnet.train.loop import BatchCallback, Callback, History, Trainer
+from digitnet.train.loop import BatchCallback, Callback, FitOptions, History, Trainer
 
 
 @dataclass
@@ -214,17 +214,13 @@ def prepare(
     rows = data.X_train.T
     val = (rows[val_idx].T, data.y_train[val_idx]) if val_idx.size else None
     net = build_network(config, net_rng)
-    trainer = Trainer(
-        net,
-        data.X_train,
-        data.y_train,
+    options = FitOptions(
         sample=train_idx,
         epochs=config.epochs,
         batch_size=config.batch_size,
         optimizer=config.optimizer,
         learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
-        **_momentum(config),
+        optimizer_options={"weight_decay": config.weight_decay, **_momentum(config)},
         schedule=build_schedule(config),
         validation_data=val,
         rng=order_rng,
@@ -234,6 +230,7 @@ def prepare(
         early_stopping=config.early_stopping,
         augment=None if config.augment == "none" else get_augmenter(config.augment),
     )
+    trainer = Trainer(net, data.X_train, data.y_train, options)
     watch = DivergenceWatch(trainer, config.optimizer, len(data.classes), on_warning, config.loss)
     trainer.on_batch.append(watch.batch)
     trainer.callbacks.append(watch.epoch)
@@ -264,12 +261,14 @@ def write_pictures(folder: str | Path, result: RunResult, data: Dataset) -> list
     ``learning_curves.png`` (the history), ``confusion_matrix.png`` (on the test set),
     ``weights.png`` (the first layer's weights as images) and ``mistakes.png`` (the test digits
     the network got wrong most confidently). Returns the paths written, or ``None`` when
-    :mod:`digitnet.reports` (and so matplotlib) is not available.
+    matplotlib (a dependency, so only in a broken installation) cannot be imported.
     """
     try:
-        from digitnet import reports
+        import matplotlib  # noqa: F401  (reports imports it only to draw: ask for it here)
     except ImportError:
         return None
+    from digitnet import metrics, reports
+
     folder = Path(folder)
     net = result.network
     paths = [folder / name for name in PICTURES]
@@ -277,10 +276,10 @@ def write_pictures(folder: str | Path, result: RunResult, data: Dataset) -> list
     reports.plot_learning_curves(result.history, paths[0], note=note)
     P = net.predict_proba(data.X_test)
     y_pred = P.argmax(axis=0)
-    cm = reports.confusion_matrix(data.y_test, y_pred, n_classes=len(data.classes))
+    cm = metrics.confusion_matrix(data.y_test, y_pred, n_classes=len(data.classes))
     reports.plot_confusion_matrix(cm, paths[1], classes=data.classes)
     reports.plot_weights(net.dense_layers[0].W, paths[2])
-    idx = np.asarray(reports.most_confident_mistakes(P, data.y_test, k=25), dtype=np.intp)
+    idx = np.asarray(metrics.most_confident_mistakes(P, data.y_test, k=25), dtype=np.intp)
     images = data.X_test[:, idx]  # (784, k): one image per column
     reports.plot_mistakes(
         images, data.y_test[idx], y_pred[idx], P[y_pred[idx], idx], paths[3], classes=data.classes

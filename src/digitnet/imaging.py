@@ -18,20 +18,25 @@ few hundred pixels tall somewhere in a large frame. :func:`to_mnist` remakes it 
    rectangle (a perspective transform, which also undoes a turn or an angle), its rim cut
    away; the table is never ink. The printed lines of ruled or squared paper (two or more
    thin lines running across half the sheet or more) are taken out, so that they become paper.
-1. **Background and polarity.** Whether the ink is darker or lighter than the paper is read
-   from the skew of the image about its background (the median, of the whole image and of
-   windows across it): the paper is the majority, the ink a one-sided tail. The image is turned
-   so that ink is bright. The paper's level under every
-   pixel is then estimated twice: first smoothly, from a low percentile of coarse cells, for a
-   first look at the strokes and their width; then by a morphological opening 2.5 times wider
-   than the widest stroke, which removes the ink and keeps the paper however it is lit, even
-   across the sharp edge of a shadow. Dividing by that level (a flat field) gives ``s``, the
-   fraction by which each pixel departs from its paper: 0 on paper, near 1 for black ink.
+1. **Background and polarity.** Whether the ink is darker or lighter than the paper is read from
+   the skew of the image about its background (the median, of the whole image and of windows
+   across it): the paper is the majority, the ink a one-sided tail. The image is turned so that
+   ink is bright. (A sheet mostly in shadow has its lit part as the tail: when the ink found
+   runs off the frame, the other way is tried, and taken if its ink stays inside.) The paper's
+   level under every pixel is then estimated twice: first smoothly, from a low percentile of
+   coarse cells, for a first look at the strokes and their width; then by a morphological
+   opening 2.5 times wider than the widest stroke, which removes the ink and keeps the paper
+   however it is lit, even across the sharp edge of a shadow. Dividing by that level (a flat
+   field) gives ``s``, the fraction by which each pixel departs from its paper: 0 on paper, near
+   1 for black ink.
 2. **Ink.** A pixel is ink if ``s`` clears Otsu's threshold, a minimum contrast, and several
-   times the paper's grain (its robust spread). Specks much smaller than the digit, or far from
-   it, are dropped; a page on which nothing clears the bar is blank. The faint anti-aliased rim
-   of each kept stroke is kept with it (hysteresis, as in Canny's edge detector), and the grey
-   levels stay grey, the strokes' cores at 1: MNIST is anti-aliased, not binary.
+   times the paper's grain (its robust spread). Where a shadow's edge meets the frame's at a
+   narrow angle, the shadow's corner is thinner than the opening and shows as "ink" running off
+   the frame at the shadow's contrast, well under the ink's: it is dropped. Specks much smaller
+   than the digit, or far from it, are dropped; a page on which nothing clears the bar is blank.
+   The faint anti-aliased rim of each kept stroke is kept with it (hysteresis, as in Canny's
+   edge detector), and the grey levels stay grey, the strokes' cores at 1: MNIST is
+   anti-aliased, not binary.
 3. **Crop** to the ink's bounding box. Strokes that would come out thinner than
    :data:`MIN_STROKE` pixels in the 20x20 box (a fine pen on a large digit) are widened to it:
    not a step of MNIST's, but no MNIST digit has strokes that thin.
@@ -385,13 +390,40 @@ def _ink(grey: np.ndarray, paper: float | None = None) -> tuple[np.ndarray, np.n
     # way is tried before giving up.
     dark_ink = _dark_ink(grey)
     try:
-        return _ink_of(grey, small, dark_ink)
+        found = _ink_of(grey, small, dark_ink)
+    except ImageError as e:
+        first_error: ImageError | None = e
+        found = None
+    else:
+        # Ink that runs off the frame may be the lit corner of a sheet mostly in shadow, taken
+        # for light ink on dark paper: the other way is looked at too, and taken if its ink
+        # stays inside the frame.
+        if not _runs_off(found, grey.shape):
+            return found
+        first_error = None
+    try:
+        other = _ink_of(grey, small, not dark_ink)
     except ImageError:
-        try:
-            return _ink_of(grey, small, not dark_ink)
-        except ImageError:
-            pass
-        raise
+        if found is None:
+            assert first_error is not None
+            raise first_error from None
+        return found
+    return other if found is None or not _runs_off(other, grey.shape) else found
+
+
+def _runs_off(found: tuple[np.ndarray, np.ndarray, Origin], shape: tuple[int, ...]) -> bool:
+    """Whether the strokes :func:`_ink_of` found reach the edge of the image (``shape``)."""
+    _, strokes, (r0, c0) = found
+    rows = np.flatnonzero(strokes.any(axis=1))
+    cols = np.flatnonzero(strokes.any(axis=0))
+    if rows.size == 0:
+        return False
+    return (
+        r0 + rows[0] == 0
+        or c0 + cols[0] == 0
+        or r0 + rows[-1] + 1 >= shape[0]
+        or c0 + cols[-1] + 1 >= shape[1]
+    )
 
 
 def _flat_paper(grey: np.ndarray) -> float | None:
@@ -453,7 +485,7 @@ def _ink_of(
     if paper is not None:
         level = np.float32(1.0 - paper if dark_ink else paper)
         s, base, strong, weak = _contrast(v, np.full_like(v, level), even=True)
-        return _ink_around(s, base, strong, weak)
+        return _ink_around(s, base, strong, weak, lit=False)
     scale = max(grey.shape) / max(small.shape)
     v_small = 1.0 - small if dark_ink else small
 
@@ -476,15 +508,57 @@ def _ink_of(
     return _ink_around(s, base, strong, weak)
 
 
+SHADOW_PEAK = 0.75
+"""A piece of ink running off the frame whose contrast peaks (its 90th percentile) under this
+fraction of the other pieces' highest peak is a shadow, not ink: where a shadow's edge meets the
+frame's edge at a narrow angle, the shadow is a wedge narrower than the opening of step 1c, and
+its tip is taken away from the paper's estimate. Its contrast is the shadow's depth (a third to
+a half of the light) all over; ink's peaks at three quarters of the light or more."""
+
+
+def _without_shadow_corners(strong: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``strong`` without the pieces that run off the frame at a shadow's contrast (see
+    :data:`SHADOW_PEAK`); unchanged when every piece runs off it, or none does."""
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(strong.view(np.uint8), connectivity=8)
+    if n <= 2:
+        return strong
+    edge = np.zeros(n, dtype=bool)
+    for border in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        edge[border] = True
+    edge[0] = False
+    if not edge.any() or edge[1:].all():
+        return strong
+    areas = stats[:, cv2.CC_STAT_AREA]
+    # The pieces worth comparing: at least _KEEP_FRACTION of the largest, the 20 largest.
+    order = np.argsort(-areas[1:])[:20] + 1
+    order = order[areas[order] >= _KEEP_FRACTION * areas[order[0]]]
+    peaks = {}
+    for i in order:
+        x, y, w, h = stats[i, :4]
+        box = slice(y, y + h), slice(x, x + w)
+        peaks[int(i)] = _percentile(s[box][labels[box] == i], 90.0)
+    inside = [p for i, p in peaks.items() if not edge[i]]
+    if not inside:
+        return strong
+    drop = np.zeros(n, dtype=bool)
+    for i, p in peaks.items():
+        drop[i] = edge[i] and p < SHADOW_PEAK * max(inside)
+    return strong & ~drop[labels] if drop.any() else strong
+
+
 def _ink_around(
-    s: np.ndarray, base: float, strong: np.ndarray, weak: np.ndarray
+    s: np.ndarray, base: float, strong: np.ndarray, weak: np.ndarray, lit: bool = True
 ) -> tuple[np.ndarray, np.ndarray, Origin]:
-    """Step 2 of :func:`_ink_of`, from :func:`_contrast`'s answers."""
+    """Step 2 of :func:`_ink_of`, from :func:`_contrast`'s answers; ``lit``: a photo (its
+    paper lit by a lamp or the sky, perhaps shadowed), not even paper made on a computer."""
     import cv2
 
     # 2. Ink: the digit's pieces, each with its faint rim (weak ink connected to a kept piece),
-    # looked for within a margin of a tenth of the digit's size around them.
-    kept, (rows, cols) = _digit_pieces(strong)
+    # looked for within a margin of a tenth of the digit's size around them; in a photo, not
+    # the corner of a shadow that the paper's estimate could not follow into the frame's corner.
+    kept, (rows, cols) = _digit_pieces(_without_shadow_corners(strong, s) if lit else strong)
     margin = 2 + max(rows.stop - rows.start, cols.stop - cols.start) // 10
     r0, c0 = max(rows.start - margin, 0), max(cols.start - margin, 0)
     window = slice(r0, rows.stop + margin), slice(c0, cols.stop + margin)

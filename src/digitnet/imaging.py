@@ -925,6 +925,19 @@ closer than that, or overlapping across, are one digit (a 5's detached bar, a br
 SPLIT_HEIGHT = 0.45
 """A column of strokes shorter than this fraction of the ink's height is part of its neighbour
 (a stray mark, a detached bar), not a digit of its own."""
+DIGIT_PITCH = 0.85
+"""From one digit of a number to the next, in digits' heights, where digits touch: a digit's
+width (the official test digits' median is 0.75 of their height: a 1 0.4, a 0 or a 2 0.9) and
+the little space after it."""
+SPLIT_WIDE = 1.3
+"""In a photo of a number, a column of strokes wider than this many times the digits' height
+(the median of the pieces of strokes tall enough to be digits) is digits that touch: it is cut
+into as many digits as its width holds (:data:`DIGIT_PITCH`), where the fewest strokes cross.
+Two digits side by side are about 1.5 times as wide as tall; one digit this wide, about one in
+a hundred."""
+SPLIT_ALONE = 1.7
+"""A photo's ink that is one column only is cut when wider than this many times its own
+height: wider than 99.9 % of the official test digits."""
 
 
 @dataclass(frozen=True)
@@ -987,7 +1000,7 @@ def read_digits(grey: np.ndarray, *, min_stroke: float | None = MIN_STROKE) -> R
         doubt = "the ink touches the edge of the image (a digit cut off, or not a digit)"
 
     digits = []
-    for a, b in _digit_columns(strokes):
+    for a, b in _digit_columns(strokes, touching=paper is None):
         part, marks = ink[:, a:b], strokes[:, a:b]
         rs = np.flatnonzero(part.any(axis=1))
         cs = np.flatnonzero(part.any(axis=0))
@@ -1014,9 +1027,10 @@ def _solidity(image: np.ndarray) -> float:
     return _stroke_width(box) / max(box.shape)
 
 
-def _digit_columns(strokes: np.ndarray) -> list[tuple[int, int]]:
+def _digit_columns(strokes: np.ndarray, touching: bool = False) -> list[tuple[int, int]]:
     """The strokes (the ink's box) cut into digits: column ranges ``[a, b)`` covering all of it,
-    left to right, cut in the middle of each gap between digits."""
+    left to right, cut in the middle of each gap between digits; and, if ``touching`` (a photo,
+    not a drawing), through digits that touch (see :data:`SPLIT_WIDE`)."""
     import cv2
 
     n, _, stats, _ = cv2.connectedComponentsWithStats(strokes.view(np.uint8), connectivity=8)
@@ -1054,8 +1068,42 @@ def _digit_columns(strokes: np.ndarray) -> list[tuple[int, int]]:
         ]
         columns[a : b + 1] = [merged]
     cuts = [(columns[i][1] + columns[i + 1][0]) // 2 for i in range(len(columns) - 1)]
+    if touching:
+        cuts = sorted(cuts + _touching_cuts(strokes, columns, spans))
     edges = [0, *cuts, strokes.shape[1]]
     return list(itertools.pairwise(edges))
+
+
+def _touching_cuts(
+    strokes: np.ndarray, columns: list[list[int]], pieces: list[list[int]]
+) -> list[int]:
+    """Where to cut the columns (``[left, right, top, bottom]``) too wide for one digit: a
+    column ``k`` digits wide (its width over :data:`DIGIT_PITCH` times the digits' height, at
+    least 2) is cut ``k - 1`` times, each cut at the column of pixels with the fewest strokes
+    (the vertical projection's minimum) within the middle half of where an even split would
+    put it.
+
+    The digits' height is the median height of the connected ``pieces`` of strokes tall enough
+    to be digits (:data:`SPLIT_HEIGHT` of the tallest): a column's own height is inflated when
+    its digits stand at different heights, as a number's written by hand do.
+    """
+    tallest = max(p[3] - p[2] for p in pieces)
+    tall = [p[3] - p[2] for p in pieces if p[3] - p[2] >= SPLIT_HEIGHT * tallest]
+    alone = len(columns) == 1 and len(tall) == 1
+    height = float(np.median(tall))
+    cuts = []
+    for left, right, top, bottom in columns:
+        width = right - left
+        if width <= (SPLIT_ALONE * (bottom - top) if alone else SPLIT_WIDE * height):
+            continue
+        k = max(2, round(width / (DIGIT_PITCH * height)))
+        profile = strokes[top:bottom, left:right].sum(axis=0)
+        step = width / k
+        for j in range(1, k):
+            lo = round(left + (j - 0.25) * step)
+            hi = max(lo + 1, round(left + (j + 0.25) * step))
+            cuts.append(lo + int(np.argmin(profile[lo - left : hi - left])))
+    return cuts
 
 
 def preprocess(

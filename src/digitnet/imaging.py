@@ -1089,7 +1089,9 @@ def _touching_cuts(
     """
     tallest = max(p[3] - p[2] for p in pieces)
     tall = [p[3] - p[2] for p in pieces if p[3] - p[2] >= SPLIT_HEIGHT * tallest]
-    alone = len(columns) == 1 and len(tall) == 1
+    # (One column alone has no neighbour to compare with: a single digit may be in several
+    # tall pieces, a broken 4 or a pencil's 6, that say nothing of the digits' height.)
+    alone = len(columns) == 1
     height = float(np.median(tall))
     cuts = []
     for left, right, top, bottom in columns:

@@ -46,9 +46,11 @@ few hundred pixels tall somewhere in a large frame. :func:`to_mnist` remakes it 
    centre of mass lands within half a pixel of row 14, column 14 (rows and columns numbered
    0-27, pixel centres at whole numbers), where MNIST's own digits have theirs.
 
-:func:`read_digits` also reads a number written on one line: the strokes are cut into columns
-where paper separates them, and steps 3-5 make each column an MNIST digit; and it says what may
-not be a digit (strokes as wide as a dot or a block, ink touching the image's edge), for
+:func:`read_digits` also reads a number written on one line (in a photo, its digits may drift up
+and down the line): the strokes are cut into columns where paper separates them, and, in a
+photo, through digits that touch (a column as wide as several digits, cut where the fewest
+strokes cross); steps 3-5 make each column an MNIST digit; and it says what may not be a digit
+(strokes as wide as a dot or a block, ink touching the image's edge), for
 :meth:`digitnet.predictor.Predictor.read`'s "not sure".
 
 :func:`load_image` decodes a file or bytes to grey (with Pillow), refusing files that are
@@ -143,6 +145,7 @@ _MIN_AREA = 8  # ...and at least this many pixels
 _KEEP_FRACTION = 0.05  # pieces smaller than 5% of the largest are specks
 _KEEP_GAP = 0.5  # pieces further from the digit than half its size are something else
 _LINE_GAP = 1.0  # ...unless beside it on its line, as the digits of a number are
+_PHOTO_LEVEL = 5.0  # in a photo, a fifth of a piece's rows level with the digits' so far
 _INK_PERCENTILE = 90.0  # this percentile of the ink's contrast becomes full white (1.0)
 
 Origin = tuple[int, int]  # a pixel's row and column
@@ -236,7 +239,7 @@ def _blank() -> ImageError:
     )
 
 
-def _digit_pieces(strong: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]]:
+def _digit_pieces(strong: np.ndarray, level: float = 3.0) -> tuple[np.ndarray, tuple[slice, slice]]:
     """The connected pieces of ink that make the digit, and their bounding box: the largest
     piece, and every piece at least ``_KEEP_FRACTION`` of its size within ``_KEEP_GAP`` of the
     digit so far. Raises the blank-page error if the largest piece is too small to be a digit."""
@@ -274,10 +277,11 @@ def _digit_pieces(strong: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]]:
             gap_r = max(0, rows.start - r1, r0 - rows.stop)
             gap_c = max(0, cols.start - c1, c0 - cols.stop)
             # (Or on the same line, as the next digit of a number: a third of its rows or more
-            # level with the digits' so far, across a gap of up to _LINE_GAP times their height.)
+            # level with the digits' so far, or 1/``level`` of them, across a gap of up to
+            # _LINE_GAP times their height.)
             overlap = min(r1, rows.stop) - max(r0, rows.start)
-            level = 3 * overlap >= min(rows.stop - rows.start, r1 - r0)
-            in_line = level and gap_c <= _LINE_GAP * (r1 - r0)
+            even = level * overlap >= min(rows.stop - rows.start, r1 - r0)
+            in_line = even and gap_c <= _LINE_GAP * (r1 - r0)
             if max(gap_r, gap_c) <= reach or in_line:
                 kept.add(i)
                 r0, r1 = min(r0, rows.start), max(r1, rows.stop)
@@ -558,7 +562,11 @@ def _ink_around(
     # 2. Ink: the digit's pieces, each with its faint rim (weak ink connected to a kept piece),
     # looked for within a margin of a tenth of the digit's size around them; in a photo, not
     # the corner of a shadow that the paper's estimate could not follow into the frame's corner.
-    kept, (rows, cols) = _digit_pieces(_without_shadow_corners(strong, s) if lit else strong)
+    if lit:  # (a number written by hand drifts up and down its line: a fifth of a digit's
+        # rows level with its neighbours' keeps it on the line)
+        kept, (rows, cols) = _digit_pieces(_without_shadow_corners(strong, s), _PHOTO_LEVEL)
+    else:
+        kept, (rows, cols) = _digit_pieces(strong)
     margin = 2 + max(rows.stop - rows.start, cols.stop - cols.start) // 10
     r0, c0 = max(rows.start - margin, 0), max(cols.start - margin, 0)
     window = slice(r0, rows.stop + margin), slice(c0, cols.stop + margin)

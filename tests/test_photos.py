@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from digitnet.data.datasets import load_embedded
+from digitnet.errors import ImageError
 from digitnet.imaging import read, to_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,3 +81,91 @@ def test_numbers_are_cut_into_their_digits(maker, mnist):
         assert lefts == sorted(lefts)
         for seen, digit in zip(reading.digits, digits, strict=True):
             assert np.corrcoef(seen.image.ravel(), to_mnist(digit).ravel())[0, 1] > 0.6
+
+
+def test_a_shadow_over_a_corner_is_never_ink(maker, mnist):
+    """Shadows across the sheet (scripts/make_photo_set.py's, hard and soft, some covering most
+    of it): the lit part is not taken for light ink on dark paper, nor the shadow's corner, cut
+    thin by the frame's edge, for a stroke. Each photo gives its digit, inside the frame."""
+    # (7 of this seed's 30 were misread before: the lit corner, or the shadow's, taken for ink)
+    rng = np.random.default_rng(11)
+    for i in range(200, 230):
+        digit = mnist.X_test[:, i].reshape(28, 28)
+        photo = maker.photograph(maker.sheet([digit], rng, "shadow", (600, 800)), rng, "shadow")
+        reading = read(_jpeg(photo))
+        assert reading.doubt is None, (i, reading.doubt, [d.box for d in reading.digits])
+        assert len(reading.digits) == 1, (i, [d.box for d in reading.digits])
+        seen = reading.digits[0].image
+        assert np.corrcoef(seen.ravel(), to_mnist(digit).ravel())[0, 1] > 0.6, i
+
+
+def _touching(digits: list[np.ndarray], pitch: float) -> np.ndarray:
+    """An 800x600 sheet with the digits written ``pitch`` of their side apart (MNIST's 28x28
+    side): at about 0.6 the strokes of neighbours touch."""
+    import cv2
+
+    side = 150
+    page = np.ones((600, 800, 3), dtype=np.float32) * np.float32(0.92)
+    ink = np.zeros((600, 800), dtype=np.float32)
+    x = (800 - int(pitch * side * (len(digits) - 1)) - side) // 2
+    for digit in digits:
+        big = np.clip(cv2.resize(digit, (side, side), interpolation=cv2.INTER_CUBIC), 0, 1)
+        ink[225 : 225 + side, x : x + side] = np.maximum(ink[225 : 225 + side, x : x + side], big)
+        x += int(pitch * side)
+    pen = np.array([0.12, 0.15, 0.35], dtype=np.float32)
+    return page * (1 - ink[..., None]) + pen * ink[..., None]
+
+
+def test_touching_digits_are_cut_apart(maker, mnist):
+    """Digits written so close that their strokes touch are one piece of ink: a piece as wide
+    as several digits is cut into as many, where the fewest strokes cross."""
+    import cv2
+
+    rng = np.random.default_rng(5)
+    start, close, total = 3000, 0, 0
+    for n in (2, 2, 3, 3, 4, 5):
+        digits = [mnist.X_test[:, i].reshape(28, 28) for i in range(start, start + n)]
+        start += n
+        page = _touching(digits, 0.58)
+        pieces = cv2.connectedComponents((page[..., 0] < 0.5).astype(np.uint8))[0] - 1
+        photo = maker.photograph(page, rng, "number")
+        reading = read(_jpeg(photo))
+        assert len(reading.digits) == n, (start - n, pieces, [d.box for d in reading.digits])
+        for seen, digit in zip(reading.digits, digits, strict=True):
+            close += np.corrcoef(seen.image.ravel(), to_mnist(digit).ravel())[0, 1] > 0.6
+            total += 1
+    # (A straight cut leaves a neighbour's touching stroke in some digits: 15 of these 19 are
+    # close to the clean digit.)
+    assert close >= 0.75 * total
+
+
+def test_a_digit_in_several_pieces_is_not_cut(maker, mnist):
+    """A pencil's faint strokes break a digit into pieces (a 4 in two, a 6 in three); alone on
+    the sheet, it is one digit, however the pieces' heights compare."""
+    rng = np.random.default_rng(21)  # (its 34th and 55th were cut by a rule that was not)
+    cut = []
+    for i in range(55):
+        digit = mnist.X_test[:, i].reshape(28, 28)
+        photo = maker.photograph(maker.sheet([digit], rng, "pencil", (600, 800)), rng, "pencil")
+        try:
+            if len(read(_jpeg(photo)).digits) > 1:
+                cut.append(i)
+        except ImageError:  # (the 54th: too faint, refused as blank, as before)
+            pass
+    # (The 25th, a 4 whose two strokes the pencil leaves a gap apart, is two columns of strokes
+    # with paper between them: cut, as before this rule.)
+    assert len(cut) <= 1, cut
+
+
+def test_a_digit_written_above_the_line_stays_in_the_number(maker, mnist):
+    """Handwriting drifts up and down its line: a number whose first digit sits well above the
+    others (under a third of its rows level with theirs) is read whole, not as its first digit."""
+    rng = np.random.default_rng(4)
+    for k in range(14):  # (the 14th of this seed's numbers: an 8 raised over 1535)
+        index = range(3000 + 7 * k, 3000 + 7 * k + 2 + k % 5)
+        digits = [mnist.X_test[:, i].reshape(28, 28) for i in index]
+        photo = maker.photograph(maker.sheet(digits, rng, "number", (600, 800)), rng, "number")
+    reading = read(_jpeg(photo))
+    assert len(reading.digits) == len(digits), [d.box for d in reading.digits]
+    for seen, digit in zip(reading.digits, digits, strict=True):
+        assert np.corrcoef(seen.image.ravel(), to_mnist(digit).ravel())[0, 1] > 0.6

@@ -18,20 +18,25 @@ few hundred pixels tall somewhere in a large frame. :func:`to_mnist` remakes it 
    rectangle (a perspective transform, which also undoes a turn or an angle), its rim cut
    away; the table is never ink. The printed lines of ruled or squared paper (two or more
    thin lines running across half the sheet or more) are taken out, so that they become paper.
-1. **Background and polarity.** Whether the ink is darker or lighter than the paper is read
-   from the skew of the image about its background (the median, of the whole image and of
-   windows across it): the paper is the majority, the ink a one-sided tail. The image is turned
-   so that ink is bright. The paper's level under every
-   pixel is then estimated twice: first smoothly, from a low percentile of coarse cells, for a
-   first look at the strokes and their width; then by a morphological opening 2.5 times wider
-   than the widest stroke, which removes the ink and keeps the paper however it is lit, even
-   across the sharp edge of a shadow. Dividing by that level (a flat field) gives ``s``, the
-   fraction by which each pixel departs from its paper: 0 on paper, near 1 for black ink.
+1. **Background and polarity.** Whether the ink is darker or lighter than the paper is read from
+   the skew of the image about its background (the median, of the whole image and of windows
+   across it): the paper is the majority, the ink a one-sided tail. The image is turned so that
+   ink is bright. (A sheet mostly in shadow has its lit part as the tail: when the ink found
+   runs off the frame, the other way is tried, and taken if its ink stays inside.) The paper's
+   level under every pixel is then estimated twice: first smoothly, from a low percentile of
+   coarse cells, for a first look at the strokes and their width; then by a morphological
+   opening 2.5 times wider than the widest stroke, which removes the ink and keeps the paper
+   however it is lit, even across the sharp edge of a shadow. Dividing by that level (a flat
+   field) gives ``s``, the fraction by which each pixel departs from its paper: 0 on paper, near
+   1 for black ink.
 2. **Ink.** A pixel is ink if ``s`` clears Otsu's threshold, a minimum contrast, and several
-   times the paper's grain (its robust spread). Specks much smaller than the digit, or far from
-   it, are dropped; a page on which nothing clears the bar is blank. The faint anti-aliased rim
-   of each kept stroke is kept with it (hysteresis, as in Canny's edge detector), and the grey
-   levels stay grey, the strokes' cores at 1: MNIST is anti-aliased, not binary.
+   times the paper's grain (its robust spread). Where a shadow's edge meets the frame's at a
+   narrow angle, the shadow's corner is thinner than the opening and shows as "ink" running off
+   the frame at the shadow's contrast, well under the ink's: it is dropped. Specks much smaller
+   than the digit, or far from it, are dropped; a page on which nothing clears the bar is blank.
+   The faint anti-aliased rim of each kept stroke is kept with it (hysteresis, as in Canny's
+   edge detector), and the grey levels stay grey, the strokes' cores at 1: MNIST is
+   anti-aliased, not binary.
 3. **Crop** to the ink's bounding box. Strokes that would come out thinner than
    :data:`MIN_STROKE` pixels in the 20x20 box (a fine pen on a large digit) are widened to it:
    not a step of MNIST's, but no MNIST digit has strokes that thin.
@@ -41,9 +46,11 @@ few hundred pixels tall somewhere in a large frame. :func:`to_mnist` remakes it 
    centre of mass lands within half a pixel of row 14, column 14 (rows and columns numbered
    0-27, pixel centres at whole numbers), where MNIST's own digits have theirs.
 
-:func:`read_digits` also reads a number written on one line: the strokes are cut into columns
-where paper separates them, and steps 3-5 make each column an MNIST digit; and it says what may
-not be a digit (strokes as wide as a dot or a block, ink touching the image's edge), for
+:func:`read_digits` also reads a number written on one line (in a photo, its digits may drift up
+and down the line): the strokes are cut into columns where paper separates them, and, in a
+photo, through digits that touch (a column as wide as several digits, cut where the fewest
+strokes cross); steps 3-5 make each column an MNIST digit; and it says what may not be a digit
+(strokes as wide as a dot or a block, ink touching the image's edge), for
 :meth:`digitnet.predictor.Predictor.read`'s "not sure".
 
 :func:`load_image` decodes a file or bytes to grey (with Pillow), refusing files that are
@@ -138,6 +145,7 @@ _MIN_AREA = 8  # ...and at least this many pixels
 _KEEP_FRACTION = 0.05  # pieces smaller than 5% of the largest are specks
 _KEEP_GAP = 0.5  # pieces further from the digit than half its size are something else
 _LINE_GAP = 1.0  # ...unless beside it on its line, as the digits of a number are
+_PHOTO_LEVEL = 5.0  # in a photo, a fifth of a piece's rows level with the digits' so far
 _INK_PERCENTILE = 90.0  # this percentile of the ink's contrast becomes full white (1.0)
 
 Origin = tuple[int, int]  # a pixel's row and column
@@ -231,7 +239,7 @@ def _blank() -> ImageError:
     )
 
 
-def _digit_pieces(strong: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]]:
+def _digit_pieces(strong: np.ndarray, level: float = 3.0) -> tuple[np.ndarray, tuple[slice, slice]]:
     """The connected pieces of ink that make the digit, and their bounding box: the largest
     piece, and every piece at least ``_KEEP_FRACTION`` of its size within ``_KEEP_GAP`` of the
     digit so far. Raises the blank-page error if the largest piece is too small to be a digit."""
@@ -269,10 +277,11 @@ def _digit_pieces(strong: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]]:
             gap_r = max(0, rows.start - r1, r0 - rows.stop)
             gap_c = max(0, cols.start - c1, c0 - cols.stop)
             # (Or on the same line, as the next digit of a number: a third of its rows or more
-            # level with the digits' so far, across a gap of up to _LINE_GAP times their height.)
+            # level with the digits' so far, or 1/``level`` of them, across a gap of up to
+            # _LINE_GAP times their height.)
             overlap = min(r1, rows.stop) - max(r0, rows.start)
-            level = 3 * overlap >= min(rows.stop - rows.start, r1 - r0)
-            in_line = level and gap_c <= _LINE_GAP * (r1 - r0)
+            even = level * overlap >= min(rows.stop - rows.start, r1 - r0)
+            in_line = even and gap_c <= _LINE_GAP * (r1 - r0)
             if max(gap_r, gap_c) <= reach or in_line:
                 kept.add(i)
                 r0, r1 = min(r0, rows.start), max(r1, rows.stop)
@@ -385,13 +394,40 @@ def _ink(grey: np.ndarray, paper: float | None = None) -> tuple[np.ndarray, np.n
     # way is tried before giving up.
     dark_ink = _dark_ink(grey)
     try:
-        return _ink_of(grey, small, dark_ink)
+        found = _ink_of(grey, small, dark_ink)
+    except ImageError as e:
+        first_error: ImageError | None = e
+        found = None
+    else:
+        # Ink that runs off the frame may be the lit corner of a sheet mostly in shadow, taken
+        # for light ink on dark paper: the other way is looked at too, and taken if its ink
+        # stays inside the frame.
+        if not _runs_off(found, grey.shape):
+            return found
+        first_error = None
+    try:
+        other = _ink_of(grey, small, not dark_ink)
     except ImageError:
-        try:
-            return _ink_of(grey, small, not dark_ink)
-        except ImageError:
-            pass
-        raise
+        if found is None:
+            assert first_error is not None
+            raise first_error from None
+        return found
+    return other if found is None or not _runs_off(other, grey.shape) else found
+
+
+def _runs_off(found: tuple[np.ndarray, np.ndarray, Origin], shape: tuple[int, ...]) -> bool:
+    """Whether the strokes :func:`_ink_of` found reach the edge of the image (``shape``)."""
+    _, strokes, (r0, c0) = found
+    rows = np.flatnonzero(strokes.any(axis=1))
+    cols = np.flatnonzero(strokes.any(axis=0))
+    if rows.size == 0:
+        return False
+    return (
+        r0 + rows[0] == 0
+        or c0 + cols[0] == 0
+        or r0 + rows[-1] + 1 >= shape[0]
+        or c0 + cols[-1] + 1 >= shape[1]
+    )
 
 
 def _flat_paper(grey: np.ndarray) -> float | None:
@@ -453,7 +489,7 @@ def _ink_of(
     if paper is not None:
         level = np.float32(1.0 - paper if dark_ink else paper)
         s, base, strong, weak = _contrast(v, np.full_like(v, level), even=True)
-        return _ink_around(s, base, strong, weak)
+        return _ink_around(s, base, strong, weak, lit=False)
     scale = max(grey.shape) / max(small.shape)
     v_small = 1.0 - small if dark_ink else small
 
@@ -476,15 +512,61 @@ def _ink_of(
     return _ink_around(s, base, strong, weak)
 
 
+SHADOW_PEAK = 0.75
+"""A piece of ink running off the frame whose contrast peaks (its 90th percentile) under this
+fraction of the other pieces' highest peak is a shadow, not ink: where a shadow's edge meets the
+frame's edge at a narrow angle, the shadow is a wedge narrower than the opening of step 1c, and
+its tip is taken away from the paper's estimate. Its contrast is the shadow's depth (a third to
+a half of the light) all over; ink's peaks at three quarters of the light or more."""
+
+
+def _without_shadow_corners(strong: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``strong`` without the pieces that run off the frame at a shadow's contrast (see
+    :data:`SHADOW_PEAK`); unchanged when every piece runs off it, or none does."""
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(strong.view(np.uint8), connectivity=8)
+    if n <= 2:
+        return strong
+    edge = np.zeros(n, dtype=bool)
+    for border in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        edge[border] = True
+    edge[0] = False
+    if not edge.any() or edge[1:].all():
+        return strong
+    areas = stats[:, cv2.CC_STAT_AREA]
+    # The pieces worth comparing: at least _KEEP_FRACTION of the largest, the 20 largest.
+    order = np.argsort(-areas[1:])[:20] + 1
+    order = order[areas[order] >= _KEEP_FRACTION * areas[order[0]]]
+    peaks = {}
+    for i in order:
+        x, y, w, h = stats[i, :4]
+        box = slice(y, y + h), slice(x, x + w)
+        peaks[int(i)] = _percentile(s[box][labels[box] == i], 90.0)
+    inside = [p for i, p in peaks.items() if not edge[i]]
+    if not inside:
+        return strong
+    drop = np.zeros(n, dtype=bool)
+    for i, p in peaks.items():
+        drop[i] = edge[i] and p < SHADOW_PEAK * max(inside)
+    return strong & ~drop[labels] if drop.any() else strong
+
+
 def _ink_around(
-    s: np.ndarray, base: float, strong: np.ndarray, weak: np.ndarray
+    s: np.ndarray, base: float, strong: np.ndarray, weak: np.ndarray, lit: bool = True
 ) -> tuple[np.ndarray, np.ndarray, Origin]:
-    """Step 2 of :func:`_ink_of`, from :func:`_contrast`'s answers."""
+    """Step 2 of :func:`_ink_of`, from :func:`_contrast`'s answers; ``lit``: a photo (its
+    paper lit by a lamp or the sky, perhaps shadowed), not even paper made on a computer."""
     import cv2
 
     # 2. Ink: the digit's pieces, each with its faint rim (weak ink connected to a kept piece),
-    # looked for within a margin of a tenth of the digit's size around them.
-    kept, (rows, cols) = _digit_pieces(strong)
+    # looked for within a margin of a tenth of the digit's size around them; in a photo, not
+    # the corner of a shadow that the paper's estimate could not follow into the frame's corner.
+    if lit:  # (a number written by hand drifts up and down its line: a fifth of a digit's
+        # rows level with its neighbours' keeps it on the line)
+        kept, (rows, cols) = _digit_pieces(_without_shadow_corners(strong, s), _PHOTO_LEVEL)
+    else:
+        kept, (rows, cols) = _digit_pieces(strong)
     margin = 2 + max(rows.stop - rows.start, cols.stop - cols.start) // 10
     r0, c0 = max(rows.start - margin, 0), max(cols.start - margin, 0)
     window = slice(r0, rows.stop + margin), slice(c0, cols.stop + margin)
@@ -851,6 +933,19 @@ closer than that, or overlapping across, are one digit (a 5's detached bar, a br
 SPLIT_HEIGHT = 0.45
 """A column of strokes shorter than this fraction of the ink's height is part of its neighbour
 (a stray mark, a detached bar), not a digit of its own."""
+DIGIT_PITCH = 0.85
+"""From one digit of a number to the next, in digits' heights, where digits touch: a digit's
+width (the official test digits' median is 0.75 of their height: a 1 0.4, a 0 or a 2 0.9) and
+the little space after it."""
+SPLIT_WIDE = 1.3
+"""In a photo of a number, a column of strokes wider than this many times the digits' height
+(the median of the pieces of strokes tall enough to be digits) is digits that touch: it is cut
+into as many digits as its width holds (:data:`DIGIT_PITCH`), where the fewest strokes cross.
+Two digits side by side are about 1.5 times as wide as tall; one digit this wide, about one in
+a hundred."""
+SPLIT_ALONE = 1.7
+"""A photo's ink that is one column only is cut when wider than this many times its own
+height: wider than 99.9 % of the official test digits."""
 
 
 @dataclass(frozen=True)
@@ -913,7 +1008,7 @@ def read_digits(grey: np.ndarray, *, min_stroke: float | None = MIN_STROKE) -> R
         doubt = "the ink touches the edge of the image (a digit cut off, or not a digit)"
 
     digits = []
-    for a, b in _digit_columns(strokes):
+    for a, b in _digit_columns(strokes, touching=paper is None):
         part, marks = ink[:, a:b], strokes[:, a:b]
         rs = np.flatnonzero(part.any(axis=1))
         cs = np.flatnonzero(part.any(axis=0))
@@ -940,9 +1035,10 @@ def _solidity(image: np.ndarray) -> float:
     return _stroke_width(box) / max(box.shape)
 
 
-def _digit_columns(strokes: np.ndarray) -> list[tuple[int, int]]:
+def _digit_columns(strokes: np.ndarray, touching: bool = False) -> list[tuple[int, int]]:
     """The strokes (the ink's box) cut into digits: column ranges ``[a, b)`` covering all of it,
-    left to right, cut in the middle of each gap between digits."""
+    left to right, cut in the middle of each gap between digits; and, if ``touching`` (a photo,
+    not a drawing), through digits that touch (see :data:`SPLIT_WIDE`)."""
     import cv2
 
     n, _, stats, _ = cv2.connectedComponentsWithStats(strokes.view(np.uint8), connectivity=8)
@@ -980,8 +1076,44 @@ def _digit_columns(strokes: np.ndarray) -> list[tuple[int, int]]:
         ]
         columns[a : b + 1] = [merged]
     cuts = [(columns[i][1] + columns[i + 1][0]) // 2 for i in range(len(columns) - 1)]
+    if touching:
+        cuts = sorted(cuts + _touching_cuts(strokes, columns, spans))
     edges = [0, *cuts, strokes.shape[1]]
     return list(itertools.pairwise(edges))
+
+
+def _touching_cuts(
+    strokes: np.ndarray, columns: list[list[int]], pieces: list[list[int]]
+) -> list[int]:
+    """Where to cut the columns (``[left, right, top, bottom]``) too wide for one digit: a
+    column ``k`` digits wide (its width over :data:`DIGIT_PITCH` times the digits' height, at
+    least 2) is cut ``k - 1`` times, each cut at the column of pixels with the fewest strokes
+    (the vertical projection's minimum) within the middle half of where an even split would
+    put it.
+
+    The digits' height is the median height of the connected ``pieces`` of strokes tall enough
+    to be digits (:data:`SPLIT_HEIGHT` of the tallest): a column's own height is inflated when
+    its digits stand at different heights, as a number's written by hand do.
+    """
+    tallest = max(p[3] - p[2] for p in pieces)
+    tall = [p[3] - p[2] for p in pieces if p[3] - p[2] >= SPLIT_HEIGHT * tallest]
+    # (One column alone has no neighbour to compare with: a single digit may be in several
+    # tall pieces, a broken 4 or a pencil's 6, that say nothing of the digits' height.)
+    alone = len(columns) == 1
+    height = float(np.median(tall))
+    cuts = []
+    for left, right, top, bottom in columns:
+        width = right - left
+        if width <= (SPLIT_ALONE * (bottom - top) if alone else SPLIT_WIDE * height):
+            continue
+        k = max(2, round(width / (DIGIT_PITCH * height)))
+        profile = strokes[top:bottom, left:right].sum(axis=0)
+        step = width / k
+        for j in range(1, k):
+            lo = round(left + (j - 0.25) * step)
+            hi = max(lo + 1, round(left + (j + 0.25) * step))
+            cuts.append(lo + int(np.argmin(profile[lo - left : hi - left])))
+    return cuts
 
 
 def preprocess(

@@ -2,7 +2,7 @@
 conditions issue 12 names, and numbers of 2 to 6 digits; a fixed seed makes it the same set
 every time.
 
-    python scripts/make_photo_set.py OUT [--per-condition 60] [--numbers 40] [--seed 12]
+    python scripts/make_photo_set.py OUT [--per-condition 100] [--numbers 100] [--seed 12]
 
 OUT gets ``<condition>-<k>.jpg`` and ``labels.json`` (file name -> ``{"condition", "number",
 "test_index"}``: the digits written and their indices in the official test set). Every image is
@@ -137,8 +137,8 @@ def photograph(page: np.ndarray, rng: np.random.Generator, kind: str) -> np.ndar
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
-    parser.add_argument("--per-condition", type=int, default=60)
-    parser.add_argument("--numbers", type=int, default=40)
+    parser.add_argument("--per-condition", type=int, default=100)
+    parser.add_argument("--numbers", type=int, default=100)
     parser.add_argument("--seed", type=int, default=12)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -153,16 +153,22 @@ def main() -> int:
         number = "".join(str(int(y[i])) for i in index)
         labels[name] = {"condition": kind, "number": number, "test_index": index}
 
-    for kind in CONDITIONS:  # the same digits under every condition: 0 .. per-condition - 1
-        for i in range(args.per_condition):
+    # each condition its own test digits (condition c: c·N .. (c+1)·N - 1, N = --per-condition),
+    # so that a larger set is a larger sample of MNIST's digits, hard ones included; numbers
+    # draw theirs at random from the rest of the test set (a stretch of it is not a fair sample:
+    # the default model reads 97.3 % of digits 1000-1399 right, 98.7 % of all)
+    n = args.per_condition
+    for c, kind in enumerate(CONDITIONS):
+        for i in range(c * n, (c + 1) * n):
             digit = X[:, i].reshape(28, 28)
             page = sheet([digit], rng, kind, (600, 800))
-            save(f"{kind}-{i:03d}.jpg", photograph(page, rng, kind), kind, [i])
-    start = 1000
+            save(f"{kind}-{i - c * n:03d}.jpg", photograph(page, rng, kind), kind, [i])
+    rest = np.random.default_rng(args.seed).permutation(np.arange(len(CONDITIONS) * n, X.shape[1]))
+    start = 0
     for k in range(args.numbers):
-        n = 2 + k % 5
-        index = list(range(start, start + n))
-        start += n
+        size = 2 + k % 5
+        index = [int(i) for i in rest[start : start + size]]
+        start += size
         page = sheet([X[:, i].reshape(28, 28) for i in index], rng, "number", (600, 800))
         save(f"number-{k:03d}.jpg", photograph(page, rng, "number"), "number", index)
     (args.out / "labels.json").write_text(json.dumps(labels, indent=1) + "\n")

@@ -169,3 +169,31 @@ def test_a_digit_written_above_the_line_stays_in_the_number(maker, mnist):
     assert len(reading.digits) == len(digits), [d.box for d in reading.digits]
     for seen, digit in zip(reading.digits, digits, strict=True):
         assert np.corrcoef(seen.image.ravel(), to_mnist(digit).ravel())[0, 1] > 0.6
+
+
+def test_digits_raised_over_their_neighbours_are_read_apart(maker, mnist):
+    """A digit written higher than its neighbour, leaning over its columns without touching it
+    (a "33" whose second 3 rises half a digit), is two digits, each with its own ink only."""
+    import cv2
+
+    rng = np.random.default_rng(6)
+    side, read_right, total = 150, 0, 0
+    for k in range(8):
+        pair = [mnist.X_test[:, i].reshape(28, 28) for i in (4000 + 2 * k, 4001 + 2 * k)]
+        page = np.ones((600, 800, 3), dtype=np.float32) * np.float32(0.92)
+        ink = np.zeros((600, 800), dtype=np.float32)
+        # the second digit's box starts 0.62 of a side on, half a side higher: MNIST's digits
+        # fill about 0.7 of their box's width, so their columns overlap a little
+        for digit, (x, y) in zip(pair, [(260, 260), (260 + int(0.62 * side), 260 - side // 2)]):
+            big = np.clip(cv2.resize(digit, (side, side), interpolation=cv2.INTER_CUBIC), 0, 1)
+            ink[y : y + side, x : x + side] = np.maximum(ink[y : y + side, x : x + side], big)
+        pen = np.array([0.12, 0.15, 0.35], dtype=np.float32)
+        photo = maker.photograph(page * (1 - ink[..., None]) + pen * ink[..., None], rng, "plain")
+        reading = read(_jpeg(photo))
+        total += 1
+        if len(reading.digits) == 2 and all(
+            np.corrcoef(seen.image.ravel(), to_mnist(digit).ravel())[0, 1] > 0.6
+            for seen, digit in zip(reading.digits, pair, strict=True)
+        ):
+            read_right += 1
+    assert read_right >= total - 1, (read_right, total)

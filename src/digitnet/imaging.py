@@ -930,6 +930,12 @@ SPLIT_GAP = 0.06
 """Two columns of strokes are two digits when a gap of paper at least this fraction of the ink's
 height separates them (and each is tall enough to be a digit, see :data:`SPLIT_HEIGHT`); pieces
 closer than that, or overlapping across, are one digit (a 5's detached bar, a broken 4)."""
+SIDE_BY_SIDE = 0.25
+"""Two pieces of strokes, each tall enough to be a digit, whose columns overlap by less than
+this fraction of the narrower one's width (or are closer across than :data:`SPLIT_GAP`) are
+two digits side by side, one written higher than the other or leaning over it, when paper at
+least :data:`SPLIT_GAP` wide separates them all the same; the pieces of one digit overlap
+across far more (an 8's two loops) or come closer (a pencil's 4 in two strokes)."""
 SPLIT_HEIGHT = 0.45
 """A column of strokes shorter than this fraction of the ink's height is part of its neighbour
 (a stray mark, a detached bar), not a digit of its own."""
@@ -1008,8 +1014,15 @@ def read_digits(grey: np.ndarray, *, min_stroke: float | None = MIN_STROKE) -> R
         doubt = "the ink touches the edge of the image (a digit cut off, or not a digit)"
 
     digits = []
-    for a, b in _digit_columns(strokes, touching=paper is None):
+    groups, labels = _digit_groups(strokes, touching=paper is None)
+    # each ink pixel belongs to the piece of strokes nearest to it (a faint rim to its stroke):
+    # digits whose columns overlap (one written higher, leaning over its neighbour) keep apart
+    owner = _nearest_piece(strokes, labels) if len(groups) > 1 else None
+    for pieces, a, b in groups:
         part, marks = ink[:, a:b], strokes[:, a:b]
+        if owner is not None:
+            mine = np.isin(owner[:, a:b], pieces)
+            part, marks = np.where(mine, part, 0).astype(part.dtype), marks & mine
         rs = np.flatnonzero(part.any(axis=1))
         cs = np.flatnonzero(part.any(axis=0))
         if rs.size == 0:  # pragma: no cover - every column holds strokes
@@ -1035,55 +1048,85 @@ def _solidity(image: np.ndarray) -> float:
     return _stroke_width(box) / max(box.shape)
 
 
-def _digit_columns(strokes: np.ndarray, touching: bool = False) -> list[tuple[int, int]]:
-    """The strokes (the ink's box) cut into digits: column ranges ``[a, b)`` covering all of it,
-    left to right, cut in the middle of each gap between digits; and, if ``touching`` (a photo,
-    not a drawing), through digits that touch (see :data:`SPLIT_WIDE`)."""
+def _digit_groups(
+    strokes: np.ndarray, touching: bool = False
+) -> tuple[list[tuple[list[int], int, int]], np.ndarray]:
+    """The strokes (the ink's box) cut into digits, left to right, and the labels of their
+    connected pieces: for each digit, the labels of its pieces and the columns ``[a, b)`` it
+    spans. Pieces closer across than :data:`SPLIT_GAP` are one digit, unless both are tall and
+    merely lean into each other's columns (:data:`SIDE_BY_SIDE`); a group too short to be a
+    digit joins its nearer neighbour (:data:`SPLIT_HEIGHT`); and a group too wide for one digit
+    is digits that touch (see :data:`SPLIT_WIDE`), cut into columns, if ``touching`` (a photo,
+    not a drawing) or if there are other digits beside it."""
     import cv2
 
-    n, _, stats, _ = cv2.connectedComponentsWithStats(strokes.view(np.uint8), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(strokes.view(np.uint8), connectivity=8)
     height = strokes.shape[0]
     spans = sorted(
-        [int(x), int(x + w), int(y), int(y + h)] for x, y, w, h in stats[1:n, :4]
-    )  # left, right, top, bottom of each piece
+        [int(x), int(x + w), int(y), int(y + h), [k]]
+        for k, (x, y, w, h) in enumerate(stats[1:n, :4], start=1)
+    )  # left, right, top, bottom and the labels of each piece
     gap = SPLIT_GAP * height
-    columns: list[list[int]] = []
+
+    def side_by_side(a: list[Any], b: list[Any]) -> bool:
+        """Two tall groups whose columns overlap a little, with paper between them all the
+        same: two digits, one raised or leaning over the other."""
+        tall = min(a[3] - a[2], b[3] - b[2]) >= SPLIT_HEIGHT * height
+        across = min(a[1], b[1]) - max(a[0], b[0])
+        if not tall or across >= SIDE_BY_SIDE * min(a[1] - a[0], b[1] - b[0]):
+            return False
+        paper = cv2.distanceTransform((~np.isin(labels, a[4])).view(np.uint8), cv2.DIST_L2, 3)
+        return float(paper[np.isin(labels, b[4])].min()) >= gap
+
+    def joined(a: list[Any], b: list[Any]) -> list[Any]:
+        return [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]), a[4] + b[4]]
+
+    groups: list[list[Any]] = []
     for span in spans:
-        if columns and span[0] < columns[-1][1] + gap:
-            last = columns[-1]
-            last[1], last[2], last[3] = (
-                max(last[1], span[1]),
-                min(last[2], span[2]),
-                max(last[3], span[3]),
-            )
+        if groups and span[0] < groups[-1][1] + gap and not side_by_side(groups[-1], span):
+            groups[-1] = joined(groups[-1], span)
         else:
-            columns.append(span)
-    # Columns too short to be a digit join their nearer neighbour.
-    while len(columns) > 1:
-        short = [i for i, c in enumerate(columns) if c[3] - c[2] < SPLIT_HEIGHT * height]
+            groups.append(span)
+    # Groups too short to be a digit join their nearer neighbour.
+    while len(groups) > 1:
+        short = [i for i, g in enumerate(groups) if g[3] - g[2] < SPLIT_HEIGHT * height]
         if not short:
             break
         i = short[0]
-        left_gap = columns[i][0] - columns[i - 1][1] if i > 0 else math.inf
-        right_gap = columns[i + 1][0] - columns[i][1] if i + 1 < len(columns) else math.inf
+        left_gap = groups[i][0] - groups[i - 1][1] if i > 0 else math.inf
+        right_gap = groups[i + 1][0] - groups[i][1] if i + 1 < len(groups) else math.inf
         j = i - 1 if left_gap <= right_gap else i + 1
         a, b = sorted((i, j))
-        merged = [
-            columns[a][0],
-            max(columns[a][1], columns[b][1]),
-            min(columns[a][2], columns[b][2]),
-            max(columns[a][3], columns[b][3]),
-        ]
-        columns[a : b + 1] = [merged]
-    cuts = [(columns[i][1] + columns[i + 1][0]) // 2 for i in range(len(columns) - 1)]
-    if touching:
-        cuts = sorted(cuts + _touching_cuts(strokes, columns, spans))
-    edges = [0, *cuts, strokes.shape[1]]
-    return list(itertools.pairwise(edges))
+        groups[a : b + 1] = [joined(groups[a], groups[b])]
+    # Each group is a digit (its pieces pick its ink out of the whole box), or, too wide, digits
+    # that touch, cut into columns: in a photo, or in any number (its other digits give the
+    # digits' height; a drawing of one wide digit alone is left whole).
+    digits = []
+    for g in groups:
+        cuts = []
+        if touching or len(groups) > 1:
+            own = np.isin(labels, g[4]) if len(groups) > 1 else strokes
+            cuts = _touching_cuts(own, [g[:4]], spans, alone=len(groups) == 1)
+        edges = [0, *cuts, strokes.shape[1]]
+        digits += [(g[4], a, b) for a, b in itertools.pairwise(edges)]
+    return digits, labels
+
+
+def _nearest_piece(strokes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """For every pixel, the label (as ``labels`` numbers the pieces of ``strokes``) of the
+    piece of strokes nearest to it."""
+    import cv2
+
+    _, near = cv2.distanceTransformWithLabels(
+        (~strokes).view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_CCOMP
+    )
+    to_piece = np.zeros(int(near.max()) + 1, dtype=labels.dtype)
+    to_piece[near[strokes]] = labels[strokes]
+    return to_piece[near]
 
 
 def _touching_cuts(
-    strokes: np.ndarray, columns: list[list[int]], pieces: list[list[int]]
+    strokes: np.ndarray, columns: list[list[int]], pieces: list[list[Any]], alone: bool
 ) -> list[int]:
     """Where to cut the columns (``[left, right, top, bottom]``) too wide for one digit: a
     column ``k`` digits wide (its width over :data:`DIGIT_PITCH` times the digits' height, at
@@ -1099,7 +1142,6 @@ def _touching_cuts(
     tall = [p[3] - p[2] for p in pieces if p[3] - p[2] >= SPLIT_HEIGHT * tallest]
     # (One column alone has no neighbour to compare with: a single digit may be in several
     # tall pieces, a broken 4 or a pencil's 6, that say nothing of the digits' height.)
-    alone = len(columns) == 1
     height = float(np.median(tall))
     cuts = []
     for left, right, top, bottom in columns:
@@ -1109,11 +1151,43 @@ def _touching_cuts(
         k = max(2, round(width / (DIGIT_PITCH * height)))
         profile = strokes[top:bottom, left:right].sum(axis=0)
         step = width / k
+        mine = []
         for j in range(1, k):
             lo = round(left + (j - 0.25) * step)
             hi = max(lo + 1, round(left + (j + 0.25) * step))
-            cuts.append(lo + int(np.argmin(profile[lo - left : hi - left])))
+            mine.append(lo + int(np.argmin(profile[lo - left : hi - left])))
+        cuts += _without_fragments(strokes[top:bottom], [left, *mine, right], height)
     return cuts
+
+
+def _without_fragments(strokes: np.ndarray, edges: list[int], height: float) -> list[int]:
+    """The inner ``edges`` of a column cut into digits, less those that would leave a piece of
+    strokes shorter than :data:`SPLIT_HEIGHT` of the digits' ``height`` on its own: the tail of
+    a 6 drawn apart from its loop is part of the 6, not a digit."""
+    edges = list(edges)
+    ink = strokes.any(axis=0)
+
+    def tall(a: int, b: int) -> int:
+        rows = np.flatnonzero(strokes[:, a:b].any(axis=1))
+        return int(rows[-1] + 1 - rows[0]) if rows.size else 0
+
+    def gap(a: int, b: int, c: int) -> float:
+        """Paper between the ink of the pieces [a, b) and [b, c)."""
+        left, right = np.flatnonzero(ink[a:b]), np.flatnonzero(ink[b:c])
+        return b + right[0] - (a + left[-1]) if left.size and right.size else math.inf
+
+    while len(edges) > 2:
+        heights = [tall(a, b) for a, b in itertools.pairwise(edges)]
+        short = min(range(len(heights)), key=heights.__getitem__)
+        if heights[short] >= SPLIT_HEIGHT * height:
+            break
+        # the short piece joins the neighbour its ink is nearer to
+        a, b, c = edges[short], edges[short + 1], edges[min(short + 2, len(edges) - 1)]
+        to_left = short > 0 and (
+            short == len(heights) - 1 or gap(edges[short - 1], a, b) <= gap(a, b, c)
+        )
+        del edges[short if to_left else short + 1]
+    return edges[1:-1]
 
 
 def preprocess(

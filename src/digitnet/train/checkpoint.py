@@ -66,6 +66,11 @@ METADATA_KEY = "digitnet-checkpoint"
 FILENAME = "checkpoint.safetensors"
 
 _HINT = "a checkpoint is the checkpoint.safetensors that 'digitnet train' writes in a run folder"
+#: the trainer's state fields that the document holds as they are (plain JSON values)
+PLAIN_STATE = (
+    "version", "epochs", "epochs_done", "k", "n_batches", "batch_size", "m", "loss_sum",
+    "correct", "elapsed", "history", "rng",
+)  # fmt: skip
 
 
 @dataclass
@@ -194,23 +199,7 @@ def checkpoint_bytes(
         "digitnet_version": __version__,
         "config": config.to_dict(),
         "dataset": None if dataset is None else dict(dataset),
-        **{
-            key: state[key]
-            for key in (
-                "version",
-                "epochs",
-                "epochs_done",
-                "k",
-                "n_batches",
-                "batch_size",
-                "m",
-                "loss_sum",
-                "correct",
-                "elapsed",
-                "history",
-                "rng",
-            )
-        },
+        **{key: state[key] for key in PLAIN_STATE},
         "optimizer": opt,
         "early_stopping": es,
     }
@@ -518,23 +507,7 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> Checkpoint:
         if doc["early_stopping"]["has_best"]
         else None
     )
-    state = {
-        key: doc[key]
-        for key in (
-            "version",
-            "epochs",
-            "epochs_done",
-            "k",
-            "n_batches",
-            "batch_size",
-            "m",
-            "loss_sum",
-            "correct",
-            "elapsed",
-            "history",
-            "rng",
-        )
-    }
+    state = {key: doc[key] for key in PLAIN_STATE}
     state["order"] = arrays["order"].astype(np.intp) if "order" in arrays else None
     state["optimizer"] = opt
     state["parameters"] = params

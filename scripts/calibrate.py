@@ -22,6 +22,7 @@ import numpy as np
 
 from digitnet.commands import model_path
 from digitnet.data.datasets import load_embedded
+from digitnet.errors import DigitnetError
 from digitnet.imaging import read_digits, to_column
 from digitnet.predictor import Predictor
 
@@ -63,7 +64,11 @@ def main() -> int:
         for name, item in labels.items():
             if len(item["number"]) != 1:
                 continue
-            answer, _ = predictor.read(args.photos / name)
+            try:
+                answer, _ = predictor.read(args.photos / name)
+            except DigitnetError:  # refused (no digit found): flagged, and not right
+                best.append(0.0), right.append(False), flagged.append(True)
+                continue
             d = answer["digits"][0] if answer["digits"] else None
             best.append(d["top3"][0][1] if len(answer["digits"]) == 1 else 0.0)
             right.append(answer["number"] == item["number"])

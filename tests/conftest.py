@@ -84,3 +84,39 @@ def run_cli(
         )
     assert "Traceback" not in done.stderr, done.stderr
     return done
+
+
+# -- the page tests (test_web_page.py, test_web_backward_page.py) -------------------------------
+# A module that asks for `pages` gives its own `model` and `runs_dir` fixtures; Playwright and
+# the server helpers are imported only when a page test runs.
+@pytest.fixture(scope="module")
+def server(model, runs_dir, tmp_path_factory):
+    """``digitnet serve MODEL --runs RUNS`` in a subprocess, for the module's tests."""
+    from web_helpers import Server
+
+    srv = Server(str(model), "--runs", str(runs_dir), log=tmp_path_factory.mktemp("serve") / "log")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, driven by Playwright (never 'playwright install')."""
+    from playwright.sync_api import sync_playwright
+    from web_helpers import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def pages(browser, server):
+    """Pages opened on the server; after the test, no page may have logged an error."""
+    from web_helpers import Pages
+
+    opened = Pages(browser, server.url)
+    yield opened
+    opened.close()
+    opened.assert_clean()  # errors after the test's own check

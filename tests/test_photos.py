@@ -184,7 +184,8 @@ def test_digits_raised_over_their_neighbours_are_read_apart(maker, mnist):
         ink = np.zeros((600, 800), dtype=np.float32)
         # the second digit's box starts 0.62 of a side on, half a side higher: MNIST's digits
         # fill about 0.7 of their box's width, so their columns overlap a little
-        for digit, (x, y) in zip(pair, [(260, 260), (260 + int(0.62 * side), 260 - side // 2)]):
+        places = [(260, 260), (260 + int(0.62 * side), 260 - side // 2)]
+        for digit, (x, y) in zip(pair, places, strict=True):
             big = np.clip(cv2.resize(digit, (side, side), interpolation=cv2.INTER_CUBIC), 0, 1)
             ink[y : y + side, x : x + side] = np.maximum(ink[y : y + side, x : x + side], big)
         pen = np.array([0.12, 0.15, 0.35], dtype=np.float32)

@@ -17,12 +17,8 @@ pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwr
 pytest.importorskip("starlette", reason="digitnet serve needs Starlette")
 
 from conftest import run_cli
-from playwright.sync_api import sync_playwright
 from web_helpers import (
     CHROMIUM,
-    CHROMIUM_ARGS,
-    Pages,
-    Server,
     draw_digit,
     pad_png,
     request,
@@ -62,29 +58,6 @@ def digit(model) -> np.ndarray:
     P = Predictor(model).probabilities(data.X_test[:, :200])
     ok = np.flatnonzero((P.argmax(axis=0) == data.y_test[:200]) & (P.max(axis=0) > 0.9))
     return data.X_test[:, ok[0]].reshape(28, 28)
-
-
-@pytest.fixture(scope="module")
-def server(model, runs_dir, tmp_path_factory):
-    srv = Server(str(model), "--runs", str(runs_dir), log=tmp_path_factory.mktemp("s") / "log")
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def pages(browser, server):
-    opened = Pages(browser, server.url)
-    yield opened
-    opened.close()
-    opened.assert_clean()
 
 
 def backward_ready(page, **attrs: str) -> None:

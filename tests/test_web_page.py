@@ -23,13 +23,10 @@ pytest.importorskip("starlette", reason="digitnet serve needs Starlette")
 pytest.importorskip("uvicorn", reason="digitnet serve needs uvicorn")
 
 from conftest import run_cli
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from web_helpers import (
     CHROMIUM,
-    CHROMIUM_ARGS,
-    Pages,
     PredictRequests,
-    Server,
     click_unit,
     draw_digit,
     pad_png,
@@ -83,30 +80,6 @@ def digits(model) -> list[tuple[int, np.ndarray]]:
         assert clear.size, f"the model reads no test {d} with 99 % confidence"
         picked.append((d, data.X_test[:, clear[0]].reshape(28, 28)))
     return picked
-
-
-@pytest.fixture(scope="module")
-def server(model, runs_dir, tmp_path_factory):
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    srv = Server(str(model), "--runs", str(runs_dir), log=log)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def pages(browser, server):
-    opened = Pages(browser, server.url)
-    yield opened
-    opened.close()
-    opened.assert_clean()  # errors after the test's own check
 
 
 def shot(page, name: str, full_page: bool = False) -> None:

@@ -160,10 +160,9 @@ class Dense(Layer):
         if self.A_prev is None:
             raise RuntimeError("backward() needs a forward(..., training=True) first.")
         m = dZ.shape[1]
-        np.matmul(dZ, self.A_prev.T, out=self.dW)
-        self.dW /= m  # dW = 1/m dZ·A_prevᵀ
-        np.sum(dZ, axis=1, keepdims=True, out=self.db)
-        self.db /= m  # db = 1/m Σ dZ, over the examples (the columns)
+        dZ_m = dZ * (1.0 / m)  # the 1/m of dW and db, once (dZ is smaller than dW for m < n_in)
+        np.matmul(dZ_m, self.A_prev.T, out=self.dW)  # dW = 1/m dZ·A_prevᵀ
+        np.sum(dZ_m, axis=1, keepdims=True, out=self.db)  # db = 1/m Σ dZ, over the columns
         if not self.needs_input_grad:
             return None
         return self.W.T @ dZ  # dA_prev = Wᵀ·dZ (seed 004 §5: ∂C/∂X = Wᵀ ∂C/∂Y)

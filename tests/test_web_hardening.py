@@ -176,12 +176,14 @@ def test_the_host_given_and_any_address_for_a_wildcard(model):
 
 
 # -- connections --------------------------------------------------------------------------------
-def _stalled_upload(address: tuple[str, int], send: int, declare: int) -> socket.socket:
+def _stalled_upload(
+    address: tuple[str, int], send: int, declare: int, path: str = "/api/predict"
+) -> socket.socket:
     """A connection posting a body that declares ``declare`` bytes and stops after ``send``."""
     s = socket.create_connection(address, timeout=10)
     s.sendall(
-        b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
-        b"Content-Length: %d\r\n\r\n" % declare
+        b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+        b"Content-Length: %d\r\n\r\n" % (path.encode(), declare)
     )
     s.setblocking(False)
     chunk, sent = bytes(65536), 0
@@ -235,6 +237,28 @@ def test_stalled_uploads_are_dropped_at_the_deadline_and_hold_bounded_memory(tmp
     lines = [line for line in log.splitlines() if "upload ended" in line]
     assert lines and all(f"of {declared:,} bytes" in line for line in lines), log
     print(f"server peak grew by {grown_mb:.0f} MB holding {n} stalled uploads of 7.9 MB")
+
+
+def test_the_backward_view_receives_its_uploads_as_predict_does(tmp_path, model, body):
+    """/api/backprop takes its image through /api/predict's door: a client that goes in the
+    middle of its upload is one line in the log, not a traceback, and a body past the limit is
+    a 413; a whole image is answered."""
+    with Server(str(model), "--timeout", "2", log=tmp_path / "serve.log") as server:
+        address = _address(server)
+        _stalled_upload(address, 100_000, 1_000_000, path="/api/backprop").close()
+        log = tmp_path / "serve.log"
+        _wait(lambda: "upload ended" in log.read_text(), 10, "the server saw the client go")
+        conn = http.client.HTTPConnection(*address, timeout=10)
+        conn.request(
+            "POST", "/api/backprop", body=bytes(9_000_000), headers={"Content-Type": "image/png"}
+        )
+        assert conn.getresponse().status == 413
+        conn.close()
+        conn = http.client.HTTPConnection(*address, timeout=10)
+        conn.request("POST", "/api/backprop", body=body, headers={"Content-Type": "image/png"})
+        assert conn.getresponse().status == 200
+        conn.close()
+    assert "Traceback" not in log.read_text(), log.read_text()
 
 
 def _limit_files(soft: int, hard: int):

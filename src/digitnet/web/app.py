@@ -206,7 +206,12 @@ class App:
             }
         )
 
-    async def predict(self, request: Request) -> Response:
+    async def receive_image(self, request: Request) -> bytes | Response:
+        """The image a request posts (``/api/predict``, and the backward view's
+        ``/api/backprop``), or the error response to answer instead: a type that is not PNG or
+        JPEG (415), more than MAX_BODY_BYTES (413, after the body is read and dropped up to
+        DRAIN_BYTES), more of other uploads in flight than the receiving budget (503), a client
+        gone or too slow (400), an empty body (400)."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in IMAGE_TYPES:
             return _error(
@@ -240,10 +245,16 @@ class App:
             return _error(413, _too_big(received, declared))
         if not body:
             return _error(400, "the body is empty: send the image's bytes.")
+        return bytes(body)
+
+    async def predict(self, request: Request) -> Response:
+        body = await self.receive_image(request)
+        if isinstance(body, Response):
+            return body
         stopped = self._stopped()
         if stopped.is_set():
             return _error(503, "the server is stopping.", close=True)
-        reading = asyncio.ensure_future(self.readers.read(bytes(body)))  # in a reader (readers.py)
+        reading = asyncio.ensure_future(self.readers.read(body))  # in a reader (readers.py)
         stopping = asyncio.ensure_future(stopped.wait())
         try:
             await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -326,7 +326,6 @@ class Teacher:
         from starlette.responses import JSONResponse
 
         from digitnet.errors import DigitnetError
-        from digitnet.web.app import DRAIN_BYTES, IMAGE_TYPES, MAX_BODY_BYTES, _too_big
 
         q = request.query_params
         try:
@@ -335,34 +334,15 @@ class Teacher:
             session = self.sessions.get(q["session"]) if q.get("session") else None
         except RequestError as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type not in IMAGE_TYPES:
-            return JSONResponse(
-                {
-                    "error": "the body must be a PNG or JPEG image (Content-Type image/png or "
-                    f"image/jpeg); got {content_type or 'no Content-Type'}."
-                },
-                status_code=415,
-            )
-        body = bytearray()
-        received = 0
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received <= MAX_BODY_BYTES:
-                body += chunk
-            elif received > DRAIN_BYTES:
-                break
-        if received > MAX_BODY_BYTES:  # read (and dropped) as /api/predict does: see app.py
-            declared = request.headers.get("content-length", "")
-            return JSONResponse({"error": _too_big(received, declared)}, status_code=413)
-        if not body:
-            return JSONResponse({"error": "the body is empty: send the image's bytes."}, 400)
+        body = await self.app.receive_image(request)  # as /api/predict receives it
+        if not isinstance(body, bytes):
+            return body
 
         def work() -> dict[str, Any]:
             from digitnet.imaging import preprocess, to_column
 
             try:
-                image = preprocess(bytes(body))
+                image = preprocess(body)
             except DigitnetError as exc:
                 raise RequestError(400, " ".join(exc.message.split())) from None
             s = session if session is not None else self.sessions.open(self.default_alpha)

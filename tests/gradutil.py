@@ -199,8 +199,9 @@ COST_CASES = [
 ]
 
 
-def build_network(activation, cost, output, smoothing=0.0, dropout=0.0, seed=0):
-    rng = np.random.default_rng(1000 + seed)
+def small_network(activation, cost, output, smoothing, dropout, seed, rng, bias_sd):
+    """The SPEC network in float64 with non-zero biases (He/Glorot start them at 0), and a
+    batch of M examples for it: ``(net, X, y)``."""
     net = Network.from_spec(
         SPEC,
         activation=activation,
@@ -211,9 +212,15 @@ def build_network(activation, cost, output, smoothing=0.0, dropout=0.0, seed=0):
         dtype=np.float64,
         seed=seed,
     )
-    for layer in net.dense_layers:  # non-zero biases (He/Glorot start them at 0)
-        layer.b += rng.normal(0.0, 0.1, layer.b.shape)
+    for layer in net.dense_layers:
+        layer.b += rng.normal(0.0, bias_sd, layer.b.shape)
     X, y = make_data(rng, net.n_inputs, net.n_outputs, M)
+    return net, X, y
+
+
+def build_network(activation, cost, output, smoothing=0.0, dropout=0.0, seed=0):
+    rng = np.random.default_rng(1000 + seed)
+    net, X, y = small_network(activation, cost, output, smoothing, dropout, seed, rng, 0.1)
     Y = net.targets(y)
     np.testing.assert_allclose(Y, one_hot(y, net.n_outputs, smoothing), rtol=0, atol=1e-15)
     return net, X, Y

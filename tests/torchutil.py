@@ -12,11 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from gradutil import SPEC, M, make_data
+from gradutil import small_network
 
 from digitnet.activations import Arctan, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from digitnet.layers import Dense, Dropout
-from digitnet.network import Network
 
 F = torch.nn.functional
 RTOL, ATOL = 1e-9, 1e-12
@@ -79,20 +78,7 @@ def torch_cost_and_grads(net, X, y, smoothing=0.0, masks=None):
 
 def build_case(activation, cost, output, smoothing=0.0, dropout=0.0, seed=0):
     rng = np.random.default_rng(500 + seed)
-    net = Network.from_spec(
-        SPEC,
-        activation=activation,
-        output=output,
-        cost=cost,
-        label_smoothing=smoothing,
-        dropout=dropout,
-        dtype=np.float64,
-        seed=seed,
-    )
-    for layer in net.dense_layers:  # non-zero biases
-        layer.b += rng.normal(0.0, 0.2, layer.b.shape)
-    X, y = make_data(rng, net.n_inputs, net.n_outputs, M)
-    return net, X, y
+    return small_network(activation, cost, output, smoothing, dropout, seed, rng, 0.2)
 
 
 def assert_grads_match(net, grads, label):

@@ -641,6 +641,31 @@ def test_clear_test_digits_are_confident(mnist, predictor):
     assert flagged <= 10
 
 
+def test_a_trained_model_carries_its_threshold(predictor, monkeypatch):
+    """``digitnet train`` stores the threshold of all 10,000 test digits in the model file (a
+    quantile of 500 wanders), and a Predictor takes it from there without computing it again;
+    a model file without it is calibrated on the first 500 test digits."""
+    import digitnet.predictor as predictor_module
+    from digitnet.data.datasets import load_embedded
+    from digitnet.metrics import FLAGGED
+    from digitnet.predictor import Predictor
+
+    stored = predictor.doc["metrics"]["confident_threshold"]
+    best = predictor.probabilities(load_embedded().X_test).max(axis=0)
+    assert np.mean(best < stored) == pytest.approx(FLAGGED, abs=2e-4)
+
+    def refuse():
+        raise AssertionError("calibrated again")
+
+    monkeypatch.setattr(predictor_module, "_calibration_digits", refuse)
+    assert Predictor(predictor.path).confident_threshold() == stored
+    monkeypatch.undo()
+    bare = Predictor(predictor.path)
+    bare.doc = {k: v for k, v in bare.doc.items() if k != "metrics"}
+    first = predictor.probabilities(load_embedded().X_test[:, :500]).max(axis=0)
+    assert np.mean(first < bare.confident_threshold()) == pytest.approx(FLAGGED, abs=3e-3)
+
+
 def test_mnist_widths_calibrate_solid():
     """imaging.SOLID sits above the widest strokes of the official test digits."""
     widths = np.array(

@@ -89,6 +89,7 @@ from digitnet.image_io import (  # noqa: F401
     _shrink,
     load_image,
 )
+from digitnet.metrics import percentile
 
 if TYPE_CHECKING:
     pass
@@ -542,7 +543,7 @@ def _without_shadow_corners(strong: np.ndarray, s: np.ndarray) -> np.ndarray:
     for i in order:
         x, y, w, h = stats[i, :4]
         box = slice(y, y + h), slice(x, x + w)
-        peaks[int(i)] = _percentile(s[box][labels[box] == i], 90.0)
+        peaks[int(i)] = percentile(s[box][labels[box] == i], 90.0)
     inside = [p for i, p in peaks.items() if not edge[i]]
     if not inside:
         return strong
@@ -581,23 +582,10 @@ def _ink_around(
         touches = np.zeros(n, dtype=bool)  # by label (0 is the background): rims with a stroke
         touches[rims[strokes]] = True
         region = touches[rims]
-    level = _percentile(s[strokes], _INK_PERCENTILE)
+    level = percentile(s[strokes], _INK_PERCENTILE)
     ink = np.clip((s - np.float32(base)) / np.float32(max(level - base, 1e-6)), 0.0, 1.0)
     ink[~region] = 0.0
     return ink.astype(np.float32, copy=False), strokes, (r0, c0)
-
-
-def _percentile(x: np.ndarray, q: float) -> float:
-    """The ``q``-th percentile of ``x``, interpolated linearly between the two values around it
-    (np.percentile's default), from a partial sort: np.percentile itself costs several times more
-    on the few thousand values of a digit's strokes."""
-    x = x.ravel()
-    at = q / 100.0 * (x.size - 1)
-    below = math.floor(at)
-    above = min(below + 1, x.size - 1)
-    part = np.partition(x, [below, above])
-    a, b = float(part[below]), float(part[above])
-    return a + (b - a) * (at - below)
 
 
 def _distance_to_paper(mask: np.ndarray) -> np.ndarray:

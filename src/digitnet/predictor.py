@@ -24,26 +24,18 @@ import numpy as np
 
 from digitnet.errors import ModelFileError
 from digitnet.layers import Dense, Dropout
+from digitnet.metrics import FLAGGED, confident_threshold, normalised
 from digitnet.network import seed_name
 
 N_INPUTS = 784  # 28x28 pixels
 N_OUTPUTS = 10  # one per digit
 TOP = 3
-FLAGGED = 0.006
-"""The share of the official test digits a model's "not sure" may flag on its probabilities.
-
-Each model's threshold is calibrated on data (see :meth:`Predictor.confident_threshold`): the
-probability of the best digit under which this share of :data:`CALIBRATION` official test digits
-falls. The test digits are MNIST's own clear digits, never trained on; shape doubts (a dot, ink
-at the edge) flag another 0.1 % of them, and a quantile of 500 digits is only so sure (at 0.75 %
-the default preset's model flagged 1.02 % of all 10,000), so that at most 1 % of clear digits
-are "not sure".
-``python scripts/calibrate.py MODEL`` prints, for the whole test set, the share flagged and how
-often the confident answers are right, for this threshold and others."""
 CALIBRATION = 500
-"""How many official test digits (the first) calibrate a model's threshold: about 25 ms of
-CPU for the default preset's network, once per Predictor (a part of predict's start-up; the
-quantile is then between the 3rd and 4th lowest of 500)."""
+"""How many official test digits (the first) calibrate the threshold of a model file that does
+not carry its own (one saved by the Python API, or taught in the backward view): about 25 ms of
+CPU for the default preset's network, once per Predictor. A 0.6 % quantile of 500 digits is the
+3rd or 4th lowest, so it wanders (0.34 to 0.50 for one model, from one 500 to another):
+``digitnet train`` stores in the model file the threshold of all the test digits instead."""
 
 
 def json_float(p: float) -> float:
@@ -102,13 +94,16 @@ class Predictor:
 
     def confident_threshold(self) -> float:
         """The probability of the best digit under which this model's answer is "not sure":
-        the :data:`FLAGGED` quantile of its best probabilities on the first :data:`CALIBRATION`
-        official test digits (the embedded test set), computed once."""
+        the :data:`FLAGGED` quantile of its best probabilities on the official test digits, as
+        ``digitnet train`` stored it in the model file (``metrics.confident_threshold``), else
+        on the first :data:`CALIBRATION` of them (computed once)."""
         if self._threshold is None:
-            best = self.probabilities(_calibration_digits()).max(axis=0)
-            from digitnet.imaging import _percentile  # (np.quantile imports numpy.ma: 50 ms)
-
-            self._threshold = _percentile(best, 100.0 * FLAGGED)
+            metrics = self.doc.get("metrics")
+            stored = metrics.get("confident_threshold") if isinstance(metrics, dict) else None
+            if isinstance(stored, float) and 0.0 < stored <= 1.0:
+                self._threshold = stored
+            else:
+                self._threshold = confident_threshold(self.net.predict_proba(_calibration_digits()))
         return self._threshold
 
     # -- the answer ------------------------------------------------------------------------
@@ -119,7 +114,7 @@ class Predictor:
         gives ten independent scores, which are divided by their sum (they are then scores, not
         calibrated probabilities).
         """
-        return _normalised(self.net.predict_proba(X))
+        return normalised(self.net.predict_proba(X))
 
     def answers(self, X: np.ndarray) -> list[dict[str, Any]]:
         """For each column of ``X``: ``{"prediction", "probabilities", "top3"}``."""
@@ -204,7 +199,7 @@ class Predictor:
                     layers.append(_record(seed_name("Z", l_index), kind, A))
                 else:
                     layers.append(_record(seed_name("A", l_index), kind, A))
-        return _answer(_normalised(A)[:, 0]), layers
+        return _answer(normalised(A)[:, 0]), layers
 
     def _layers(self) -> list[Any]:
         """The layers that act at inference (dropout passes its input through unchanged)."""
@@ -245,14 +240,6 @@ class Predictor:
         if not 0 <= unit < layer.W.shape[0]:
             raise IndexError(f"unit {unit}: layer {l_index} has units 0 to {layer.W.shape[0] - 1}")
         return layer.W[unit], float(layer.b[unit, 0])
-
-
-def _normalised(P: np.ndarray) -> np.ndarray:
-    P = np.asarray(P, dtype=np.float64)
-    P = np.clip(np.nan_to_num(P, nan=0.0, posinf=1.0, neginf=0.0), 0.0, None)
-    total = P.sum(axis=0, keepdims=True)
-    uniform = total <= 0
-    return np.where(uniform, 1.0 / P.shape[0], P / np.where(uniform, 1.0, total))
 
 
 def _answer(column: np.ndarray) -> dict[str, Any]:

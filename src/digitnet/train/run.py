@@ -25,6 +25,7 @@ from digitnet.data.augment import get_augmenter
 from digitnet.data.datasets import Dataset
 from digitnet.errors import ConfigError, DataError, DivergenceError
 from digitnet.memory import check_training
+from digitnet.metrics import confident_threshold
 from digitnet.network import Network, parse_spec
 from digitnet.optim import Schedule, optimizer_options
 from digitnet.train.config import TrainConfig
@@ -153,10 +154,13 @@ class TrainingRun:
         history = trainer.history
         train_loss, train_accuracy = _evaluate_subset(net, data, self.train_idx)
         test_loss, test_accuracy = net.evaluate(data.X_test, data.y_test)
+        # where predict says "not sure": calibrated on all the test digits (predictor.py)
+        threshold = confident_threshold(net.predict_proba(data.X_test))
         kept = history[trainer.best_epoch - 1] if restored else history[-1] if history else None
         metrics = {
             "test_accuracy": test_accuracy,
             "test_loss": test_loss,
+            "confident_threshold": threshold,
             "train_accuracy": train_accuracy,
             "train_loss": train_loss,
             "val_accuracy": kept["val_accuracy"] if kept else None,

@@ -5,14 +5,13 @@
 // values, the forward pass in the seeds' notation, and the selected unit's weights.
 // Training view: a run from GET /api/runs, its history from the run's event stream (or
 // polling), drawn as curves, and the first layer's weights as an image.
-"use strict";
+// An ES module: what it shares with backward.js comes from common.js.
+import {
+  $, MINUS, actName, diverging, esc, gridCols, maxAbs, pct, supText, sym, WHITE,
+} from "./common.js";
 
 (() => {
   // ---- small helpers -------------------------------------------------------------------------
-  const $ = (id) => document.getElementById(id);
-  const SUP = { "0": "⁰", "1": "¹", "2": "²", "3": "³", "4": "⁴", "5": "⁵", "6": "⁶", "7": "⁷",
-    "8": "⁸", "9": "⁹" };
-  const MINUS = "\u2212";
   const DEBOUNCE_MS = 150;
   const POLL_MS = 2000;
   const RUNS_POLL_MS = 3000;
@@ -31,11 +30,6 @@
     return node;
   }
 
-  function esc(s) {
-    return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;",
-      '"': "&quot;", "'": "&#39;" })[c]);
-  }
-
   /** A number for people: 3 significant digits, a real minus sign. */
   function fmt(v, digits = 3) {
     if (v === null || v === undefined || !Number.isFinite(v)) return "–";
@@ -47,36 +41,10 @@
     else s = String(Number(v.toPrecision(digits)));
     return s.replace("-", MINUS);
   }
-  const pct = (p, d = 1) => (Number.isFinite(p) ? `${(100 * p).toFixed(d)}\u202f%` : "–");
   const int = (n) => Number(n).toLocaleString("en-US");
 
-  /** Zˡ as HTML: a letter with a superscript (and an optional subscript). */
-  function sym(letter, l, sub) {
-    if (sub === undefined) return `<var>${letter}</var><sup>${esc(l)}</sup>`;
-    return `<var>${letter}</var><span class="ss"><sup>${esc(l)}</sup><sub>${esc(sub)}</sub></span>`;
-  }
-  const supText = (n) => String(n).split("").map((c) => SUP[c] || c).join("");
 
-  const ACT = {
-    relu: "ReLU", leaky_relu: "LeakyReLU", sigmoid: "σ", tanh: "tanh", arctan: "arctan",
-    identity: "identity", softmax: "softmax",
-  };
-  const actName = (kind) => ACT[kind] || kind;
-
-  // diverging colours (as the server's weights.png): blue negative, near-white zero, red positive
-  const RED = [178, 24, 43];
-  const BLUE = [33, 102, 172];
-  const WHITE = [247, 247, 247];
-  function diverging(v, scale) {
-    let t = scale > 0 ? v / scale : 0;
-    if (!Number.isFinite(t)) t = 0;
-    t = Math.max(-1, Math.min(1, t));
-    const c = t >= 0 ? RED : BLUE;
-    const a = Math.sqrt(Math.abs(t)); // lift small values out of the white
-    return [0, 1, 2].map((i) => Math.round(WHITE[i] + (c[i] - WHITE[i]) * a));
-  }
   const rgb = (c) => `rgb(${c[0]},${c[1]},${c[2]})`;
-  const maxAbs = (vals) => vals.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
   function stats(vals) {
     let min = Infinity;
@@ -132,14 +100,6 @@
       img.data[4 * i + 3] = 255;
     }
     ctx.putImageData(img, 0, 0);
-  }
-
-  /** How many columns to lay n units out in: about twice as wide as tall, dividing n if it can. */
-  function gridCols(n) {
-    if (n <= 12) return n;
-    const start = Math.ceil(Math.sqrt(2 * n));
-    for (let c = start; c <= 2 * start; c++) if (n % c === 0) return c;
-    return start;
   }
 
   /** A grid of n cells on a canvas (crisp on any screen); returns its geometry. With

@@ -8,17 +8,10 @@
 // it reads N" repeats it, "Reset" goes back to the trained model, "Save as a new model" writes
 // the copy as a new file. The gradient check for the digit arrives a moment later.
 
-const $ = (id) => document.getElementById(id);
-const MINUS = "\u2212";
-const SUP = { 0: "⁰", 1: "¹", 2: "²", 3: "³", 4: "⁴", 5: "⁵", 6: "⁶", 7: "⁷", 8: "⁸", 9: "⁹" };
-const supText = (n) => String(n).split("").map((c) => SUP[c] || c).join("");
-const ACT = { relu: "ReLU", leaky_relu: "LeakyReLU", sigmoid: "σ", tanh: "tanh", arctan: "arctan",
-  identity: "identity", softmax: "softmax" };
-const actName = (k) => ACT[k] || k;
+import {
+  $, MINUS, actName, diverging, esc, gridCols, maxAbs, pct, supText, sym,
+} from "./common.js";
 
-function esc(s) {
-  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-}
 /** A number for people: `digits` significant digits, a real minus sign. */
 function fmt(v, digits = 3) {
   if (v === null || v === undefined || !Number.isFinite(v)) return "–";
@@ -30,26 +23,9 @@ function fmt(v, digits = 3) {
   return s.replace("-", MINUS);
 }
 const signed = (v, d = 3) => (v > 0 ? `+${fmt(v, d)}` : fmt(v, d));
-const pct = (p, d = 1) => (Number.isFinite(p) ? `${(100 * p).toFixed(d)}\u202f%` : "–");
-function sym(letter, l, sub) {
-  if (sub === undefined) return `<var>${letter}</var><sup>${esc(l)}</sup>`;
-  return `<var>${letter}</var><span class="ss"><sup>${esc(l)}</sup><sub>${esc(sub)}</sub></span>`;
-}
 const d_ = (letter, l, sub) => `d${sym(letter, l, sub)}`;
 
-const RED = [178, 24, 43];
-const BLUE = [33, 102, 172];
-const WHITE = [247, 247, 247];
 const OFF = [214, 218, 225];
-function diverging(v, scale) {
-  let t = scale > 0 ? v / scale : 0;
-  if (!Number.isFinite(t)) t = 0;
-  t = Math.max(-1, Math.min(1, t));
-  const c = t >= 0 ? RED : BLUE;
-  const a = Math.sqrt(Math.abs(t));
-  return [0, 1, 2].map((i) => Math.round(WHITE[i] + (c[i] - WHITE[i]) * a));
-}
-const maxAbs = (vals) => vals.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
 /** fetch → {ok, status, data, error}; never throws, never logs. */
 async function api(url, options = {}) {
@@ -82,12 +58,6 @@ function paintMatrix(canvas, values, rows, cols, scale, off) {
   ctx.putImageData(img, 0, 0);
 }
 
-function gridCols(n) {
-  if (n <= 16) return n;
-  const start = Math.ceil(Math.sqrt(2 * n));
-  for (let c = start; c <= 2 * start; c++) if (n % c === 0) return c;
-  return start;
-}
 
 // ---- the card ---------------------------------------------------------------------------------
 const card = document.createElement("article");
@@ -376,7 +346,7 @@ function paintOutput(doc) {
 
 function paintDZ(h) {
   const c = $(`dz-${h.l}`);
-  const cols = gridCols(h.n_out);
+  const cols = gridCols(h.n_out, 16);
   const rows = Math.ceil(h.n_out / cols);
   const vals = new Array(rows * cols).fill(0);
   const off = new Array(rows * cols).fill(true);

@@ -101,6 +101,7 @@ OPTION_FIELDS = {
     "dropout": "dropout",
     "input_dropout": "input_dropout",
     "augment": "augment",
+    "outliers": "outliers",
     "weight_decay": "weight_decay",
     "label_smoothing": "label_smoothing",
     "schedule": "schedule",
@@ -268,6 +269,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     train.add_argument(
+        "--outliers",
+        type=_non_negative_float,
+        metavar="SHARE",
+        help=preset(
+            "outliers",
+            "Outlier Exposure: generated non-digits (strokes crossing, zigzags, stars, boxes) "
+            "per digit of each batch, taught a flat answer so that 'not sure' catches letters "
+            "and signs; 0: none",
+        ),
+    )
+    train.add_argument(
         "--weight-decay",
         type=_non_negative_float,
         metavar="λ",
@@ -299,9 +311,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FRACTION",
         help=preset("validation", "fraction of the training set held out for validation"),
     )
-    train.add_argument(
-        "--dtype", choices=DTYPE_NAMES, help=preset("dtype", "floating-point type")
-    )
+    train.add_argument("--dtype", choices=DTYPE_NAMES, help=preset("dtype", "floating-point type"))
     train.add_argument(
         "--data-dir",
         metavar="DIR",
@@ -470,6 +480,8 @@ def _settings(config: Any, args: argparse.Namespace) -> list[str]:
         shaping.append(f"dropout {config.dropout:g} after each hidden layer")
     if config.input_dropout:
         shaping.append(f"input dropout {config.input_dropout:g}")
+    if config.outliers:
+        shaping.append(f"{config.outliers:g} generated non-digits per digit (flat target)")
     lines = [
         head,
         f"  network   {config.layers}: {config.activation} hidden layers, {output} output, "

@@ -76,6 +76,7 @@ PRESETS: dict[str, TrainConfig] = {
         schedule="cosine",
         warmup_epochs=1.0,
         augment="affine",
+        outliers=0.5,
     ),
     "best": TrainConfig(
         layers="784-1024-512-10",
@@ -91,6 +92,7 @@ PRESETS: dict[str, TrainConfig] = {
         schedule="cosine",
         warmup_epochs=1.0,
         augment="both",
+        outliers=0.5,
     ),
 }
 

@@ -141,3 +141,35 @@ def test_bad_outlier_settings_are_refused(mnist):
     letters = dataclasses.replace(mnist, classes=list("ABCDEFGHIJ"))
     with pytest.raises(ConfigError, match="for the 10 digits"):
         prepare(get_preset("seed-16-16").replace(epochs=1, outliers=0.5), letters)
+
+
+def test_the_presets_outliers_give_way_to_mse_and_to_clothes_with_a_note():
+    from digitnet import cli
+    from digitnet.commands.train import _config_from_args
+
+    parser = cli.build_parser()
+    notes: list[str] = []
+    config = _config_from_args(parser.parse_args(["train", "--loss", "mse"]), notes)
+    assert config.outliers == 0.0
+    assert "--loss mse: no generated non-digits (the default preset's --outliers 0.5" in notes[1]
+    notes = []
+    args = parser.parse_args(["train", "--dataset", "fashion-mnist"])
+    assert _config_from_args(args, notes).outliers == 0.0
+    assert notes == [
+        "--dataset fashion-mnist: no generated non-digits (the default preset's --outliers 0.5 "
+        "is for digits)"
+    ]
+    assert _config_from_args(parser.parse_args(["train"]), notes).outliers == 0.5
+
+
+def test_outliers_asked_for_with_mse_are_an_error_with_a_hint(capsys, tmp_path):
+    from digitnet import cli
+
+    argv = ["train", "--loss", "mse", "--outliers", "0.5", "--layers", "784-16-10", "--epochs", "1"]
+    status = cli.main([*argv, "--offline", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.splitlines()
+    assert status != 0
+    assert (
+        err[-2] == "error: --outliers teaches a uniform softmax to non-digits: it needs --loss ce."
+    )
+    assert err[-1] == "hint: drop --outliers, or give --outliers 0"

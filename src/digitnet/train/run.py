@@ -241,7 +241,7 @@ def prepare(
 
 
 #: how many non-digits a run with outliers draws before training (each batch takes the next ones)
-OUTLIER_POOL = 4096
+OUTLIER_POOL = 2048
 
 
 def _outliers(
@@ -255,6 +255,12 @@ def _outliers(
     """
     if not config.outliers:
         return None
+    if not 0 < config.outliers <= 4:  # (a batch of 128 digits then carries up to 512 more)
+        raise ConfigError(
+            f"--outliers is the number of generated non-digits per digit of a batch, from 0 to "
+            f"4; got {config.outliers:g}.",
+            "the default preset's is 0.5: half as many non-digits as digits",
+        )
     if list(data.classes) != [str(d) for d in range(10)] or data.X_train.shape[0] != 784:
         raise ConfigError(
             f"--outliers draws non-digits, for the 10 digits of 28x28 images; the dataset "

@@ -578,9 +578,9 @@ def _page(draw) -> bytes:
 
 LETTERS = {  # letters and signs: the default preset trains with generated non-digits
     # (--outliers, data/outliers.py) and its model spreads its probability over the digits for
-    # these (at most 20 % for its best digit, against a threshold of 23 % for this 10-epoch
+    # these (at most 20 % for its best digit, against a threshold of 23-25 % for this 10-epoch
     # model). E, F, H, R, Y and + are flagged by the 100-epoch model, not always by this one
-    # (E and F are read as a 5 at 35-38 %). These drawings are a held-out check: the generator
+    # (E and F are read as a 5 at 29-38 %). These drawings are a held-out check: the generator
     # draws random strokes, never these.
     "A": [[(130, 250), (200, 60), (270, 250)], [(160, 170), (240, 170)]],
     "K": [[(150, 60), (150, 250)], [(260, 60), (150, 160), (260, 250)]],

@@ -173,3 +173,17 @@ def test_outliers_asked_for_with_mse_are_an_error_with_a_hint(capsys, tmp_path):
         err[-2] == "error: --outliers teaches a uniform softmax to non-digits: it needs --loss ce."
     )
     assert err[-1] == "hint: drop --outliers, or give --outliers 0"
+
+
+def test_a_pool_is_drawn_once_per_seed_and_data(mnist):
+    """Runs from the same seed and data share one read-only pool; another seed draws another."""
+    from digitnet.train import run as run_module
+
+    config = get_preset("seed-16-16").replace(epochs=1, outliers=0.5)
+    first = prepare(config, mnist).trainer.outliers
+    again = prepare(config, mnist).trainer.outliers
+    other = prepare(config.replace(seed=1), mnist).trainer.outliers
+    assert first.shape == (run_module.OUTLIER_POOL, 784) and not first.flags.writeable
+    assert again is first
+    assert not np.array_equal(other, first)
+    assert len(run_module._POOLS) <= run_module._POOLS_KEPT

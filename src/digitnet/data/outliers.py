@@ -350,8 +350,8 @@ def _nearest(rows: np.ndarray, digits: np.ndarray, own: np.ndarray | None = None
     R_all = np.asarray(rows, dtype=np.float32)
     d2 = (D * D).sum(axis=1)
     out = np.empty(R_all.shape[0])
-    for start in range(0, R_all.shape[0], 1024):
-        R = R_all[start : start + 1024]
+    for start in range(0, R_all.shape[0], 256):  # a (256, digits) block of distances at a time
+        R = R_all[start : start + 256]
         dist = (R * R).sum(axis=1)[:, None] - 2 * R @ D.T + d2[None, :]
         if own is not None:
             dist[np.arange(R.shape[0]), own[start : start + R.shape[0]]] = np.inf

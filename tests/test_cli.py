@@ -91,7 +91,9 @@ def test_train_writes_metrics_contract(tmp_path):
     assert [h["epoch"] for h in m["history"]] == [1, 2, 3]
     for h in m["history"]:
         assert set(h) >= {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"}
-    assert m["test_accuracy"] > 0.85  # three epochs of a small network on real digits
+    # three epochs of a small network on real digits (85 % alone; 82 % when, as the default
+    # preset does, a third of each batch is generated non-digits)
+    assert m["test_accuracy"] > 0.80
     from digitnet.modelfile import load_model
 
     net, doc = load_model(out / "model.safetensors")

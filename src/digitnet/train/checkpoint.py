@@ -150,6 +150,7 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dropout": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
     "input_dropout": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
     "label_smoothing": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "outliers": (lambda v: _finite(v) and 0 <= v <= 4, "a number from 0 to 4"),
     "validation_fraction": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
     "warmup_epochs": (lambda v: _finite(v) and v >= 0, "a number >= 0"),
     "step_epochs": (lambda v: _finite(v) and v > 0, "a positive number"),

@@ -43,6 +43,9 @@ class TrainConfig:
     min_factor: float = 0.0  # cosine: the lowest learning rate, as a fraction of the first
     early_stopping: int | None = None  # patience in epochs on the validation loss; None: off
     augment: str = "none"  # none, affine, elastic, both (digitnet.data.augment)
+    # Outlier Exposure: generated non-digits per digit of a batch, taught a uniform answer
+    # (digitnet.data.outliers; 0: none)
+    outliers: float = 0.0
     validation_fraction: float = 0.05
     seed: int = 0
     dtype: str = "float32"

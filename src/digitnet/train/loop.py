@@ -57,7 +57,8 @@ class FitOptions:
     ...: :func:`~digitnet.optim.get_optimizer` refuses those it does not take), the learning-rate
     ``schedule``, ``validation_data`` ``(X_val, y_val)``, the random ``seed`` or generator
     ``rng`` of the epochs' order, ``callbacks`` after each epoch, ``augment``, ``sample``,
-    ``on_batch``, ``should_stop`` and ``early_stopping`` (see :class:`Trainer`).
+    ``on_batch``, ``should_stop``, ``early_stopping``, ``outliers`` and ``outlier_share`` (see
+    :class:`Trainer`).
 
     ``fit(net, X, y, epochs=5)`` and ``fit(net, X, y, FitOptions(epochs=5))`` are the same call:
     :meth:`build` makes the options from keywords, and keywords that are not settings go to the
@@ -78,6 +79,8 @@ class FitOptions:
     on_batch: Iterable[BatchCallback] = ()
     should_stop: Callable[[], bool] | None = None
     early_stopping: int | None = None
+    outliers: np.ndarray | None = None
+    outlier_share: float = 0.0
     optimizer_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -154,6 +157,13 @@ class Trainer:
     - ``early_stopping``: a patience in epochs. Training ends when the validation loss has not
       improved for that many epochs; :meth:`restore_best` (which :func:`fit` calls) puts back
       the weights of the epoch with the lowest validation loss. Needs ``validation_data``.
+    - ``outliers``, ``outlier_share``: Outlier Exposure (Hendrycks et al. 2019). ``outliers``
+      holds examples of none of the classes as rows ``(N, n_inputs)`` (for digits,
+      :func:`digitnet.data.outliers.make_outliers`); each mini-batch of ``n`` examples carries
+      ``round(outlier_share * n)`` of them besides, in turn through the pool, augmented like the
+      examples, with the uniform target ``1/n_classes`` in every row of ``Y``: the network
+      learns to spread its probability over the classes for what is none of them. The reported
+      loss and accuracy are the examples' alone.
 
     The attributes :attr:`epochs_done`, :attr:`k` (mini-batches done in the current epoch),
     :attr:`n_batches` and :attr:`history` say where training is.
@@ -180,6 +190,7 @@ class Trainer:
         self.should_stop = o.should_stop
         self.early_stopping = None if o.early_stopping is None else int(o.early_stopping)
         self.augment = o.augment
+        self.outliers, self.outlier_share = self._check_outliers(net, o)
         self.rng = o.rng if o.rng is not None else np.random.default_rng(o.seed)
         self.opt = get_optimizer(o.optimizer, o.learning_rate, **o.optimizer_options)
         self.base_alpha = self.opt.alpha
@@ -217,6 +228,25 @@ class Trainer:
         return sample
 
     @staticmethod
+    def _check_outliers(net: Any, o: FitOptions) -> tuple[np.ndarray | None, float]:
+        """The outlier pool as C-ordered rows of the network's dtype, and its share."""
+        share = o.outlier_share
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 4:
+            raise ConfigError(
+                f"outlier_share is the number of outliers per example of a batch, from 0 to 4; "
+                f"got {share!r}."
+            )
+        if o.outliers is None or share == 0:
+            return None, 0.0
+        pool = np.ascontiguousarray(o.outliers, dtype=net.dtype)
+        if pool.ndim != 2 or pool.shape[0] == 0 or pool.shape[1] != net.n_inputs:
+            raise ShapeError(
+                f"outliers must be rows (N, {net.n_inputs}), one example per row; "
+                f"got {np.shape(o.outliers)}."
+            )
+        return pool, float(share)
+
+    @staticmethod
     def _check_settings(o: FitOptions) -> None:
         """Refuse settings that cannot train: epochs, batch size, early stopping's patience."""
         if not _is_int(o.epochs) or o.epochs < 0:
@@ -246,8 +276,8 @@ class Trainer:
         self.m = m
         self.batch_size = m if batch_size is None or batch_size >= m else int(batch_size)
         bs = self.batch_size
-        # augmenting needs a gathered copy to distort
-        self.full_batch = bs == m and self.augment is None
+        # augmenting (and adding outliers) needs a gathered copy to distort
+        self.full_batch = bs == m and self.augment is None and self.outliers is None
         self.aug_rng = self.rng.spawn(1)[0] if self.augment is not None else None
         self.dropout_rngs = dropout_generators(net)
         y = y.astype(np.intp, copy=False)
@@ -347,33 +377,57 @@ class Trainer:
         opt.alpha = self.base_alpha * self.schedule.factor(
             epoch - 1 + (k + 0.5) / n_batches, self.epochs
         )
+        n_out = 0
         if self.full_batch:
             A0, yb = self.XT.T, self.y
         else:
             idx = self.order[k * bs : (k + 1) * bs]
             n = idx.shape[0]
+            n_out = 0 if self.outliers is None else round(self.outlier_share * n)
             rows = self._batch_rows.get(n)
             if rows is None:
-                rows = self._batch_rows[n] = np.empty((n, self.XT.shape[1]), dtype=net.dtype)
+                shape = (n + n_out, self.XT.shape[1])
+                rows = self._batch_rows[n] = np.empty(shape, dtype=net.dtype)
             # mode="clip": the indices come from a permutation, so they are in range, and NumPy
             # then writes straight into `rows` instead of through a bounds-checked buffer
-            np.take(self.XT, idx, axis=0, out=rows, mode="clip")
+            np.take(self.XT, idx, axis=0, out=rows[:n], mode="clip")
+            if n_out:
+                self._take_outliers(rows[n:], epoch, k)
             if self.augment is not None:
                 self.augment(rows, self.aug_rng, out=rows)
             A0, yb = rows.T, self._y_order[k * bs : (k + 1) * bs]  # A⁰ = X for this batch
         A = net.forward(A0, training=True)  # forward: Aᴸ of the batch,
         n = yb.shape[0]
-        Yb = self._Y_bufs.get(n)
-        if Yb is None:
-            Yb = self._Y_bufs[n] = np.empty((net.n_outputs, n), dtype=net.dtype)
-        Y = net.targets(yb, out=Yb)
-        batch_loss = net.cost_value(A, Y, net.log_output())  # the cost C,
+        Y = self._Y_bufs.get(n)
+        if Y is None:
+            Y = self._Y_bufs[n] = np.empty((net.n_outputs, n + n_out), dtype=net.dtype)
+        net.targets(yb, out=Y[:, :n])
+        if n_out:
+            # Outlier Exposure: a non-example's target is the uniform distribution 1/n_classes.
+            # Cross-entropy takes any target distribution, and its dZ = A - Y is unchanged.
+            Y[:, n:] = 1.0 / net.n_outputs
+        A_ex, Y_ex, log_A = A, Y, net.log_output()
+        if n_out:  # the loss and accuracy reported are the examples' alone
+            A_ex, Y_ex = A[:, :n], Y[:, :n]
+            log_A = None if log_A is None else log_A[:, :n]
+        batch_loss = net.cost_value(A_ex, Y_ex, log_A)  # the cost C,
         self._check_finite(batch_loss, epoch, k)
         net.backpropagate(net.output_gradient(A, Y))  # backward: dW, db of every layer,
         opt.step(self.parameters)  # and θ := θ - α dθ (or another optimiser's rule)
-        self.loss_sum += batch_loss * yb.shape[0]
-        self.correct += int(np.count_nonzero(A.argmax(axis=0) == yb))
+        self.loss_sum += batch_loss * n
+        self.correct += int(np.count_nonzero(A_ex.argmax(axis=0) == yb))
         return batch_loss
+
+    def _take_outliers(self, out: np.ndarray, epoch: int, k: int) -> None:
+        """The outliers of batch ``k`` of ``epoch`` into ``out``: the next ones in the pool.
+
+        Where they come from depends only on the batch's place in training, not on any random
+        state, so a resumed run takes the same ones as a run never stopped.
+        """
+        pool = self.outliers
+        n_out, size = out.shape[0], pool.shape[0]
+        start = (((epoch - 1) * self.n_batches + k) * n_out) % size
+        np.take(pool, np.arange(start, start + n_out) % size, axis=0, out=out)
 
     def _check_finite(self, batch_loss: float, epoch: int, k: int) -> None:
         if not math.isfinite(batch_loss):

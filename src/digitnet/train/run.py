@@ -206,8 +206,9 @@ def prepare(
             f"start the spec with {n_pixels} and end it with {n_classes}, such as "
             f"{n_pixels}-128-{n_classes}",
         )
-    # Independent streams from one seed: the split, the initial weights and dropout, the order.
-    split_rng, net_rng, order_rng = np.random.default_rng(config.seed).spawn(3)
+    # Independent streams from one seed: the split, the initial weights and dropout, the order,
+    # the outliers (a fourth child leaves the first three as they were without it).
+    split_rng, net_rng, order_rng, outlier_rng = np.random.default_rng(config.seed).spawn(4)
     train_idx, val_idx = data.validation_indices(config.validation_fraction, split_rng)
     if config.early_stopping is not None and val_idx.size == 0:
         raise ConfigError(
@@ -233,12 +234,72 @@ def prepare(
         should_stop=should_stop,
         early_stopping=config.early_stopping,
         augment=None if config.augment == "none" else get_augmenter(config.augment),
+        outliers=_outliers(config, data, train_idx, outlier_rng),
+        outlier_share=config.outliers,
     )
     trainer = Trainer(net, data.X_train, data.y_train, options)
     watch = DivergenceWatch(trainer, config.optimizer, len(data.classes), on_warning, config.loss)
     trainer.on_batch.append(watch.batch)
     trainer.callbacks.append(watch.epoch)
     return TrainingRun(config, data, trainer, train_idx, val_idx, watch)
+
+
+#: how many non-digits a run with outliers draws before training (each batch takes the next ones)
+OUTLIER_POOL = 2048
+#: the pools drawn so far in this process, by what decides them (seed, digits): drawing one
+#: takes about 2 s, and a sweep of runs (or the tests) trains many times from the same seed and
+#: data. At most a few are kept, 6 MB each; they are read-only (trainers share them).
+_POOLS: dict[tuple[Any, ...], np.ndarray] = {}
+_POOLS_KEPT = 4
+
+
+def _outliers(
+    config: TrainConfig, data: Dataset, train_idx: np.ndarray, rng: np.random.Generator
+) -> np.ndarray | None:
+    """The pool of generated non-digits for Outlier Exposure (``config.outliers``), or None.
+
+    Made for digits: refused for other data (the shapes are not "none of the classes" of, say,
+    clothes) and for the mean squared error (its sigmoid outputs are not a distribution, and
+    "not sure" reads a softmax). Shapes close to a training digit are drawn again.
+    """
+    if not config.outliers:
+        return None
+    if not 0 < config.outliers <= 4:  # (a batch of 128 digits then carries up to 512 more)
+        raise ConfigError(
+            f"--outliers is the number of generated non-digits per digit of a batch, from 0 to "
+            f"4; got {config.outliers:g}.",
+            "the default preset's is 0.5: half as many non-digits as digits",
+        )
+    if list(data.classes) != [str(d) for d in range(10)] or data.X_train.shape[0] != 784:
+        raise ConfigError(
+            f"--outliers draws non-digits, for the 10 digits of 28x28 images; the dataset "
+            f"{data.name} has classes {', '.join(map(str, data.classes))}.",
+            "drop --outliers, or give --outliers 0",
+        )
+    if config.loss != "ce":
+        raise ConfigError(
+            "--outliers teaches a uniform softmax to non-digits: it needs --loss ce.",
+            "drop --outliers, or give --outliers 0",
+        )
+    from digitnet.data.outliers import make_outliers
+
+    # the digits a shape must not come near: at most 10,000 of the training set (all of the
+    # embedded digits; every 6th of MNIST's 60,000), so that the check's memory stays bounded
+    reference = train_idx[:: max(1, -(-train_idx.size // 10_000))]
+    key = (
+        OUTLIER_POOL,
+        config.seed,
+        dataset_identity(data)["fingerprint"],
+        hashlib.sha256(np.ascontiguousarray(reference, dtype="<i8").tobytes()).hexdigest(),
+    )
+    pool = _POOLS.get(key)
+    if pool is None:
+        pool = make_outliers(OUTLIER_POOL, rng, data.X_train.T[reference])
+        pool.flags.writeable = False
+        if len(_POOLS) >= _POOLS_KEPT:
+            del _POOLS[next(iter(_POOLS))]  # the oldest
+        _POOLS[key] = pool
+    return pool
 
 
 def _momentum(config: TrainConfig) -> dict[str, float]:

@@ -7,7 +7,7 @@
 // polling), drawn as curves, and the first layer's weights as an image.
 // An ES module: what it shares with backward.js comes from common.js.
 import {
-  $, MINUS, actName, diverging, esc, gridCols, maxAbs, pct, supText, sym, WHITE,
+  $, MINUS, actName, api, diverging, esc, gridCols, maxAbs, pct, supText, sym, WHITE,
 } from "./common.js";
 
 (() => {
@@ -56,26 +56,6 @@ import {
       sum += v;
     }
     return { min, max, mean: vals.length ? sum / vals.length : NaN };
-  }
-
-  /** GET/POST JSON without throwing: {ok, status, data, error}. Never logs to the console. */
-  async function api(url, options = {}) {
-    try {
-      const res = await fetch(url, options);
-      let data = null;
-      try {
-        data = await res.json();
-      } catch (e) {
-        data = null;
-      }
-      if (!res.ok) {
-        const msg = (data && data.error) || `the server answered ${res.status}`;
-        return { ok: false, status: res.status, data, error: msg };
-      }
-      return { ok: true, status: res.status, data, error: null };
-    } catch (e) {
-      return { ok: false, status: 0, data: null, error: "cannot reach the digitnet server (is it still running?)" };
-    }
   }
 
   // ---- 28x28 images and unit grids ----------------------------------------------------------

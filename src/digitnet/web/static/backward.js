@@ -9,7 +9,7 @@
 // the copy as a new file. The gradient check for the digit arrives a moment later.
 
 import {
-  $, MINUS, actName, diverging, esc, gridCols, maxAbs, pct, supText, sym,
+  $, MINUS, actName, api, diverging, esc, gridCols, maxAbs, pct, supText, sym,
 } from "./common.js";
 
 /** A number for people: `digits` significant digits, a real minus sign. */
@@ -27,22 +27,6 @@ const d_ = (letter, l, sub) => `d${sym(letter, l, sub)}`;
 
 const OFF = [214, 218, 225];
 
-/** fetch → {ok, status, data, error}; never throws, never logs. */
-async function api(url, options = {}) {
-  try {
-    const res = await fetch(url, options);
-    let data = null;
-    try {
-      data = await res.json();
-    } catch (e) {
-      data = null;
-    }
-    if (!res.ok) return { ok: false, status: res.status, data, error: (data && data.error) || `the server answered ${res.status}` };
-    return { ok: true, status: res.status, data, error: null };
-  } catch (e) {
-    return { ok: false, status: 0, data: null, error: "cannot reach the digitnet server (is it still running?)" };
-  }
-}
 const postJSON = (url, doc) => api(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(doc) });
 
 /** rows x cols values painted one pixel each on a canvas (scaled up by CSS, crisp). */

@@ -47,3 +47,23 @@ export function gridCols(n, oneRow = 12) {
   for (let c = start; c <= 2 * start; c++) if (n % c === 0) return c;
   return start;
 }
+
+/** GET/POST JSON: {ok, status, data, error}; never throws, never logs to the console. */
+export async function api(url, options = {}) {
+  try {
+    const res = await fetch(url, options);
+    let data = null;
+    try {
+      data = await res.json();
+    } catch (e) {
+      data = null;
+    }
+    if (!res.ok) {
+      const msg = (data && data.error) || `the server answered ${res.status}`;
+      return { ok: false, status: res.status, data, error: msg };
+    }
+    return { ok: true, status: res.status, data, error: null };
+  } catch (e) {
+    return { ok: false, status: 0, data: null, error: "cannot reach the digitnet server (is it still running?)" };
+  }
+}

@@ -396,60 +396,54 @@ class Teacher:
 
         return await self._run(work)
 
-    async def step(self, request: Any) -> Any:
+    async def _on_json(self, request: Any, work: Any) -> Any:
+        """The JSON object a request posts, handed to ``work(doc)`` in a thread (see
+        :meth:`_run`); a body that is not one is the JSON error :meth:`_json_body` says."""
         try:
             doc = await self._json_body(request)
         except RequestError as exc:
             return await self._run(_raise, exc)
+        return await self._run(work, doc)
 
-        def work() -> dict[str, Any]:
-            s = self._ready(doc.get("session"))
-            until = doc.get("until", False)
-            if not isinstance(until, bool):
-                raise RequestError(400, f"until must be true or false; got {until!r}.")
-            steps = parse_steps(doc["steps"]) if "steps" in doc else (MAX_STEPS if until else 1)
-            with s.lock:
-                if doc.get("label") is not None:
-                    s.label = parse_label(doc["label"])
-                if doc.get("alpha") is not None:
-                    s.alpha = parse_alpha(doc["alpha"])
-                return self._step_doc(s, steps, until)
-
-        return await self._run(work)
+    async def step(self, request: Any) -> Any:
+        return await self._on_json(request, self._take_steps)
 
     async def reset(self, request: Any) -> Any:
-        try:
-            doc = await self._json_body(request)
-        except RequestError as exc:
-            return await self._run(_raise, exc)
-
-        def work() -> dict[str, Any]:
-            s = self.sessions.get(doc.get("session"))
-            net = self.sessions.copy_of_original()
-            with s.lock:
-                s.net, s.steps, s.score = net, [], None
-                if s.X is None:
-                    return {"session": s.id, "steps_taken": 0}
-                return self._backward_doc(s)
-
-        return await self._run(work)
+        return await self._on_json(request, self._reset)
 
     async def save(self, request: Any) -> Any:
-        try:
-            doc = await self._json_body(request)
-        except RequestError as exc:
-            return await self._run(_raise, exc)
+        return await self._on_json(request, self._save_copy)
 
-        def work() -> dict[str, Any]:
-            s = self.sessions.get(doc.get("session"))
-            with s.lock:
-                if not s.steps:
-                    raise RequestError(
-                        400, "this tab's copy is the served model itself: take a step first."
-                    )
-                return self._save(s)
+    def _take_steps(self, doc: dict[str, Any]) -> dict[str, Any]:
+        s = self._ready(doc.get("session"))
+        until = doc.get("until", False)
+        if not isinstance(until, bool):
+            raise RequestError(400, f"until must be true or false; got {until!r}.")
+        steps = parse_steps(doc["steps"]) if "steps" in doc else (MAX_STEPS if until else 1)
+        with s.lock:
+            if doc.get("label") is not None:
+                s.label = parse_label(doc["label"])
+            if doc.get("alpha") is not None:
+                s.alpha = parse_alpha(doc["alpha"])
+            return self._step_doc(s, steps, until)
 
-        return await self._run(work)
+    def _reset(self, doc: dict[str, Any]) -> dict[str, Any]:
+        s = self.sessions.get(doc.get("session"))
+        net = self.sessions.copy_of_original()
+        with s.lock:
+            s.net, s.steps, s.score = net, [], None
+            if s.X is None:
+                return {"session": s.id, "steps_taken": 0}
+            return self._backward_doc(s)
+
+    def _save_copy(self, doc: dict[str, Any]) -> dict[str, Any]:
+        s = self.sessions.get(doc.get("session"))
+        with s.lock:
+            if not s.steps:
+                raise RequestError(
+                    400, "this tab's copy is the served model itself: take a step first."
+                )
+            return self._save(s)
 
     # -- the numbers, from digitnet.explain ---------------------------------------------------
     def _prediction(self, s: Session) -> int:

@@ -9,8 +9,11 @@ cross-entropy; float32), on one 10,000-example MNIST epoch with batch size 128 a
 * **digitnet s/epoch**: wall time of ``net.fit(X, y, epochs=1, batch_size=128, optimizer="sgd",
   learning_rate=0.1)``, where ``X`` (784, m) is the transpose of a C-ordered (m, 784) array, so
   ``fit`` makes no copy of it. It includes everything ``fit`` does per batch (gather, forward,
-  loss value, accuracy, backward, update): the plain path of docs/math.md, forward, cost,
-  backward, ``Optimizer.step``, with the BLAS threads ``fit`` chooses (train/threads.py).
+  loss value, accuracy, backward, update), with the BLAS threads ``fit`` chooses
+  (train/threads.py). Plain SGD takes the fused step of train/fused.py, which moves ``W`` inside
+  the ``dW`` product instead of writing ``dW`` and reading it back.
+* **plain s/epoch**: the same ``fit`` with ``fused=False``: the plain path of docs/math.md
+  (forward, cost, backward, ``Optimizer.step``). ``fused/plain`` is what the fused step is worth.
 * **torch s/epoch**: a standard PyTorch loop on the same data, ``torch.randperm`` each epoch, one
   ``x[idx]`` per batch, ``nn.Sequential`` + ``nn.CrossEntropyLoss`` + ``torch.optim.SGD``,
   ``zero_grad`` / ``backward`` / ``step``.
@@ -47,8 +50,8 @@ The figures are medians over quiet rounds (over all rounds, with a warning, if n
 ``(paired)`` columns are medians of the per-round ratios, steadier when the machine's speed
 drifts (it does, by up to 2x, on a shared host). ``dn/torch`` below 1.0 means digitnet trains
 (or infers) faster than PyTorch; ``dn/floor`` is how far digitnet is from the time its matrix
-products alone need: 1.0 would be no overhead at all. The project's target is ``dn/torch < 1.0``
-and ``dn/floor <= 1.3`` for training, judged on the paired ratios. Run::
+products alone need: 1.0 would be no overhead at all. The project's targets for training are
+``dn/torch <= 0.8`` (issue 15) and ``dn/floor <= 1.3``, judged on the paired ratios. Run::
 
     python bench/bench_train.py [--rounds 5] [--max-rounds 15] [--wait-quiet 15] [--pause 0.3]
                                 [--quick] [--json out.json]
@@ -91,6 +94,7 @@ DATA_DIR = Path("/work/shared/datasets/mnist-10k")
 ARCHS = ("784-128-10", "784-512-256-10")
 BATCH = 128
 LR = 0.1
+TARGET_TORCH = 0.8  # digitnet's time per epoch, at most this share of PyTorch's (issue 15)
 QUIET_CORES = 0.10  # others' CPU use, in cores, under which a round counts as quiet
 BURST_CORES = 0.50  # ... and no single timing of >= BURST_MIN_S may see others above this
 BURST_MIN_S = 0.15  # shorter timings are too few clock ticks (10 ms) to judge on their own
@@ -269,11 +273,12 @@ def wait_for_quiet(limit_s: float) -> float:
 
 # -- the three systems -------------------------------------------------------------------------
 class DigitnetRunner:
-    def __init__(self, spec: str, X: np.ndarray, y: np.ndarray) -> None:
+    def __init__(self, spec: str, X: np.ndarray, y: np.ndarray, fused: bool = True) -> None:
         import digitnet
 
         self.net = digitnet.Network.from_spec(spec, seed=0)
         self.X, self.y = X, y
+        self.fused = fused  # False: the plain path of docs/math.md, backward then Optimizer.step
         self.epochs_run = 0
         self.last: dict[str, Any] = {}
 
@@ -289,6 +294,7 @@ class DigitnetRunner:
             optimizer="sgd",
             learning_rate=LR,
             seed=self.epochs_run,
+            fused=self.fused,
             callbacks=[lambda _record: stamps.append(time.perf_counter())],
         )
         self.last = history[-1]
@@ -575,6 +581,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for spec in ARCHS:
         systems[spec] = {
             "digitnet": DigitnetRunner(spec, X, y),
+            "plain": DigitnetRunner(spec, X, y, fused=False),
             "torch": TorchRunner(spec, rows, y),
             "floor": GemmFloor(spec, m),
         }
@@ -582,7 +589,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     meter = LoadMeter()
 
     def one_round(r: int) -> dict[str, Any]:
-        order = ["digitnet", "torch", "floor"] if r % 2 == 0 else ["floor", "torch", "digitnet"]
+        order = ["digitnet", "torch", "plain", "floor"]
+        order = order if r % 2 == 0 else order[::-1]
         out: dict[str, Any] = {
             "train": {},
             "train_epochs": {},
@@ -611,7 +619,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for spec in ARCHS:
             s = systems[spec]
             out["infer"][spec] = {"digitnet": [], "torch": []}
-            for name in [n for n in order if n != "floor"]:
+            for name in [n for n in order if n in ("digitnet", "torch")]:
                 time.sleep(args.pause)
                 arg = X_test if name == "digitnet" else x_test_t
                 for _ in range(args.infer_reps):
@@ -674,9 +682,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for spec in ARCHS:
         t = {
             name: _median([r["train"][spec][name] for r in used])
-            for name in ("digitnet", "torch", "floor")
+            for name in ("digitnet", "torch", "plain", "floor")
         }
         paired = _median([r["train"][spec]["digitnet"] / r["train"][spec]["torch"] for r in used])
+        paired_plain = _median(
+            [r["train"][spec]["digitnet"] / r["train"][spec]["plain"] for r in used]
+        )
+        paired_plain_torch = _median(
+            [r["train"][spec]["plain"] / r["train"][spec]["torch"] for r in used]
+        )
         paired_floor = _median(
             [r["train"][spec]["digitnet"] / r["train"][spec]["floor"] for r in used]
         )
@@ -688,6 +702,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "digitnet_s": t["digitnet"],
             "torch_s": t["torch"],
             "floor_s": t["floor"],
+            "plain_s": t["plain"],
+            "digitnet_over_plain_paired": paired_plain,
+            "plain_over_torch_paired": paired_plain_torch,
             "digitnet_over_torch": t["digitnet"] / t["torch"],
             "digitnet_over_torch_paired": paired,
             "digitnet_over_floor": t["digitnet"] / t["floor"],
@@ -732,6 +749,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     print("  (paired: the median of the per-round ratios, the systems having run back to back)")
     print()
+    print("the fused step (digitnet/train/fused.py) against the plain path of docs/math.md")
+    print(f"{'architecture':<16}{'fused':>10}{'plain':>10}{'fused/plain':>13}{'plain/torch':>13}")
+    for spec in ARCHS:
+        s = summary["train"][spec]
+        print(
+            f"{spec:<16}{s['digitnet_s']:10.4f}{s['plain_s']:10.4f}"
+            f"{s['digitnet_over_plain_paired']:13.2f}{s['plain_over_torch_paired']:13.2f}"
+        )
+    print("  (paired ratios; the difference is what the fused step saves of an epoch)")
+    print()
     print("GEMM floor by product, seconds per epoch")
     for spec in ARCHS:
         parts = summary["train"][spec]["floor_parts_s"]
@@ -755,10 +782,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         s = summary["train"][spec]
         # judged on the paired ratios: each compares timings taken back to back
         r_t, r_f = s["digitnet_over_torch_paired"], s["digitnet_over_floor_paired"]
-        ok_t = "met" if r_t < 1.0 else "NOT met"
+        ok_t = "met" if r_t <= TARGET_TORCH else "NOT met"
         ok_f = "met" if r_f <= 1.3 else "NOT met"
         print(
-            f"target {spec} (paired ratios): dn/torch < 1.0 {ok_t} ({r_t:.2f}); "
+            f"target {spec} (paired ratios): dn/torch <= {TARGET_TORCH} {ok_t} ({r_t:.2f}); "
             f"dn/floor <= 1.3 {ok_f} ({r_f:.2f})"
         )
 

@@ -60,7 +60,7 @@ def test_busy_cpus_move_training_to_one_thread(monkeypatch):
     monkeypatch.setattr(threads, "_cpu_busy", lambda cpus: clock["busy"])
     monkeypatch.setattr(threads, "_own_cpu", lambda: clock["own"])
     blas = FakeBlas(2)
-    monkeypatch.setattr(threads, "_numpy_blas", lambda: [blas])
+    monkeypatch.setattr(threads, "numpy_blas", lambda: [blas])
     bt = BlasThreads(SMALL_PRODUCT)
     bt.cpus = {0, 1}
     with bt:
@@ -84,7 +84,7 @@ def test_busy_cpus_move_training_to_one_thread(monkeypatch):
 def test_small_products_stay_on_one_thread(monkeypatch):
     monkeypatch.setattr(threads, "_cpu_busy", lambda cpus: pytest.fail("no look needed"))
     blas = FakeBlas(2)
-    monkeypatch.setattr(threads, "_numpy_blas", lambda: [blas])
+    monkeypatch.setattr(threads, "numpy_blas", lambda: [blas])
     with BlasThreads(SMALL_PRODUCT - 1) as bt:
         bt.check()
         assert bt.threads == blas.threads == 1

@@ -15,9 +15,10 @@ batch, ``C = 1/m Σ_j ℓ_j``. The gradients that flow backwards (``dA``, ``dZ``
 and ``db = 1/m Σ dZ``. So ``dW`` and ``db`` are exactly ``∂C/∂W`` and ``∂C/∂b``, and ``dA_prev``
 is ``m · ∂C/∂A_prev``.
 
-This is the only path: the one docs/math.md walks through and the one training runs. (Fused
-steps, such as SGD inside backward or the cost from the labels, were measured at under 10 % of
-an epoch and left out.)
+This is the plain path: the one docs/math.md walks through, and the one training runs for every
+optimiser but plain gradient descent, whose step :mod:`digitnet.train.fused` folds into the ``dW``
+product (tested against this path). (Other fused steps, such as the cost from the labels, were
+measured at under 10 % of an epoch and left out.)
 """
 
 from __future__ import annotations

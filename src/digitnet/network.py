@@ -273,11 +273,16 @@ class Network:
         gradient at its input (seed 004 §5: ``∂C/∂X⁽ᴸ⁾ = ∂C/∂Y⁽ᴸ⁻¹⁾``) and leaves ``dW``, ``db``
         beside ``W``, ``b``; the first dense layer returns None (nobody needs ``dA⁰``).
         """
-        rest = self.layers[:-1] if self.fused else self.layers
-        for layer in reversed(rest):
+        for layer in self.backward_layers():
             grad = layer.backward(grad)
             if grad is None:  # the first dense layer: dA⁰ is not needed
                 break
+
+    def backward_layers(self) -> list[Layer]:
+        """The layers backpropagation goes through, last first: all of them, but softmax when
+        its gradient is already in ``dZᴸ = Aᴸ - Y`` (:attr:`fused`)."""
+        rest = self.layers[:-1] if self.fused else self.layers
+        return rest[::-1]
 
     def log_output(self) -> np.ndarray | None:
         """``log Aᴸ`` from the last training forward pass, exactly, when the output is softmax."""

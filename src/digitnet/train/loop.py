@@ -33,6 +33,7 @@ import numpy as np
 from digitnet.errors import ConfigError, DivergenceError, ShapeError
 from digitnet.layers import Dropout
 from digitnet.optim import Optimizer, Schedule, get_optimizer
+from digitnet.train import fused
 from digitnet.train.threads import BlasThreads, largest_product
 
 #: one dict per epoch: epoch, loss, accuracy, val_loss, val_accuracy, seconds, lr
@@ -58,7 +59,8 @@ class FitOptions:
     ``schedule``, ``validation_data`` ``(X_val, y_val)``, the random ``seed`` or generator
     ``rng`` of the epochs' order, ``callbacks`` after each epoch, ``augment``, ``sample``,
     ``on_batch``, ``should_stop``, ``early_stopping``, ``outliers`` and ``outlier_share`` (see
-    :class:`Trainer`).
+    :class:`Trainer`). ``fused``: take the fused step of :mod:`digitnet.train.fused` where it
+    applies (plain gradient descent); ``False`` runs the plain path of docs/math.md always.
 
     ``fit(net, X, y, epochs=5)`` and ``fit(net, X, y, FitOptions(epochs=5))`` are the same call:
     :meth:`build` makes the options from keywords, and keywords that are not settings go to the
@@ -81,6 +83,7 @@ class FitOptions:
     early_stopping: int | None = None
     outliers: np.ndarray | None = None
     outlier_share: float = 0.0
+    fused: bool = True
     optimizer_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -195,6 +198,8 @@ class Trainer:
         self.opt = get_optimizer(o.optimizer, o.learning_rate, **o.optimizer_options)
         self.base_alpha = self.opt.alpha
         self.schedule = o.schedule or Schedule()
+        # backward and θ := θ - α dθ in one pass per layer, where that applies (train/fused.py)
+        self._fused_step = fused.sgd_step(net, self.opt) if o.fused else None
         self._hold_data(X, y, m, o.batch_size, sample)
         self._start()
 
@@ -412,8 +417,12 @@ class Trainer:
             log_A = None if log_A is None else log_A[:, :n]
         batch_loss = net.cost_value(A_ex, Y_ex, log_A)  # the cost C,
         self._check_finite(batch_loss, epoch, k)
-        net.backpropagate(net.output_gradient(A, Y))  # backward: dW, db of every layer,
-        opt.step(self.parameters)  # and θ := θ - α dθ (or another optimiser's rule)
+        grad = net.output_gradient(A, Y)  # dZᴸ = Aᴸ - Y (or ∂ℓ/∂Aᴸ),
+        if self._fused_step is None:
+            net.backpropagate(grad)  # backward: dW, db of every layer,
+            opt.step(self.parameters)  # and θ := θ - α dθ (or another optimiser's rule)
+        else:
+            self._fused_step(grad)  # the same two, fused (train/fused.py)
         self.loss_sum += batch_loss * n
         self.correct += int(np.count_nonzero(A_ex.argmax(axis=0) == yb))
         return batch_loss

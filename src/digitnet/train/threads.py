@@ -62,7 +62,7 @@ def _own_cpu() -> float:
     return t.user + t.system
 
 
-def _numpy_blas() -> list[Any]:
+def numpy_blas() -> list[Any]:
     """threadpoolctl's controllers of the BLAS NumPy uses (not, say, PyTorch's own)."""
     try:
         import numpy as np
@@ -106,7 +106,7 @@ class BlasThreads:
             self.cpus = set(range(os.cpu_count() or 1))
 
     def __enter__(self) -> BlasThreads:
-        self.libs = _numpy_blas()
+        self.libs = numpy_blas()
         self.original = [lib.get_num_threads() or 1 for lib in self.libs]
         self.most = min([*self.original, len(self.cpus)]) if self.libs else 1
         self.threads = min(self.original, default=1)  # what BLAS has now

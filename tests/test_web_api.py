@@ -188,9 +188,7 @@ def test_run_names_never_leave_the_runs_folder(client, runs_root):
     assert client.get("/api/runs/a/history").status_code == 200
 
 
-def test_files_in_a_run_folder_are_read_only_if_regular_never_through_symlinks(
-    client, runs_root
-):
+def test_files_in_a_run_folder_are_read_only_if_regular_never_through_symlinks(client, runs_root):
     import shutil
 
     linked = runs_root / "linked"

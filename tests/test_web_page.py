@@ -58,9 +58,23 @@ def model(runs_dir) -> Path:
     and no generated non-digits (so that "clearly written" can mean a confidence of 99 %)."""
     run = runs_dir / "served"
     done = run_cli(
-        "train", "--layers", "784-128-10", "--optimizer", "adam", "--lr", "0.001",
-        "--epochs", "15", "--label-smoothing", "0", "--outliers", "0", "--seed", "0",
-        "--out", str(run),
+        "train",
+        "--layers",
+        "784-128-10",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.001",
+        "--epochs",
+        "15",
+        "--label-smoothing",
+        "0",
+        "--outliers",
+        "0",
+        "--seed",
+        "0",
+        "--out",
+        str(run),
     )
     assert done.returncode == 0, done.stderr
     return run / "model.safetensors"
@@ -188,17 +202,21 @@ def test_clicking_a_unit_shows_its_weights_and_z(pages, server, digits):
     # the colours: the unit's largest weight red, its smallest blue; no ink, no contribution
     status, w = request(f"{server.url}/api/weights/1/{unit}")
     assert status == 200 and len(w["weights"]) == 784
-    rgb = np.array(page.evaluate(
-        """() => Array.from(document.querySelector('[data-testid=unit-weights] canvas')
+    rgb = np.array(
+        page.evaluate(
+            """() => Array.from(document.querySelector('[data-testid=unit-weights] canvas')
                  .getContext('2d').getImageData(0, 0, 28, 28).data)"""
-    )).reshape(784, 4)
+        )
+    ).reshape(784, 4)
     hi, lo = int(np.argmax(w["weights"])), int(np.argmin(w["weights"]))
     assert rgb[hi, 0] > rgb[hi, 2] + 60, "the largest weight is not red"
     assert rgb[lo, 2] > rgb[lo, 0] + 60, "the smallest weight is not blue"
-    c = np.array(page.evaluate(
-        """() => Array.from(document.querySelector('[data-testid=unit-contrib] canvas')
+    c = np.array(
+        page.evaluate(
+            """() => Array.from(document.querySelector('[data-testid=unit-contrib] canvas')
                  .getContext('2d').getImageData(0, 0, 28, 28).data)"""
-    )).reshape(784, 4)
+        )
+    ).reshape(784, 4)
     blank = np.flatnonzero(np.array(answer["image28"]).ravel() == 0)
     assert (c[blank, :3] == 247).all(), "a pixel without ink contributes"
 
@@ -210,9 +228,7 @@ def test_clicking_a_unit_shows_its_weights_and_z(pages, server, digits):
         "data-n", "128"
     )
     Z2 = next(layer["values"] for layer in answer["layers"] if layer["name"] == "Z2")
-    assert float(z.get_attribute("data-value")) == pytest.approx(
-        Z2[answer["prediction"]], abs=1e-2
-    )
+    assert float(z.get_attribute("data-value")) == pytest.approx(Z2[answer["prediction"]], abs=1e-2)
     pages.assert_clean()
 
 
@@ -235,10 +251,33 @@ def test_training_view_follows_a_run_live(pages, server, runs_dir, tmp_path):
     run = runs_dir / "live"
     log = (tmp_path / "train.log").open("w")
     train = subprocess.Popen(
-        [sys.executable, "-m", "digitnet", "train", "--layers", "784-32-10",
-         "--optimizer", "sgd", "--lr", "0.01", "--batch-size", "2", "--augment", "none",
-         "--dropout", "0", "--epochs", str(LIVE_EPOCHS), "--seed", "1", "--out", str(run)],
-        stdout=log, stderr=subprocess.STDOUT, env=subprocess_env(),
+        [
+            sys.executable,
+            "-m",
+            "digitnet",
+            "train",
+            "--layers",
+            "784-32-10",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.01",
+            "--batch-size",
+            "2",
+            "--augment",
+            "none",
+            "--dropout",
+            "0",
+            "--epochs",
+            str(LIVE_EPOCHS),
+            "--seed",
+            "1",
+            "--out",
+            str(run),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=subprocess_env(),
     )
     try:
         expect(picker.locator('option[value="live"]')).to_be_attached(timeout=60_000)
@@ -309,8 +348,7 @@ def no_sideways_scroll(page, width: int) -> None:
 
 
 def test_phone_layout(pages, digits):
-    page = pages.open(width=390, height=844, device_scale_factor=2, is_mobile=True,
-                      has_touch=True)
+    page = pages.open(width=390, height=844, device_scale_factor=2, is_mobile=True, has_touch=True)
     box = page.get_by_test_id("pad").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
     assert box["width"] >= 300, "the pad should use the phone's width"
@@ -320,8 +358,10 @@ def test_phone_layout(pages, digits):
     cdp = page.context.new_cdp_session(page)
 
     def touch(kind: str, *points: tuple[float, float]) -> None:
-        cdp.send("Input.dispatchTouchEvent",
-                 {"type": kind, "touchPoints": [{"x": x, "y": y} for x, y in points]})
+        cdp.send(
+            "Input.dispatchTouchEvent",
+            {"type": kind, "touchPoints": [{"x": x, "y": y} for x, y in points]},
+        )
 
     x, top = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.2
     scroll_before = page.evaluate("window.scrollY")

@@ -321,9 +321,7 @@ def read_checkpoint(run_dir: Path, config: Any, recorded: dict[str, Any]) -> Any
             f"{run_dir}: {CONFIG} and {CHECKPOINT} disagree on {', '.join(differ)}.",
             "the run folder was changed by hand; start a new run",
         )
-    if ckpt.dataset is not None and ckpt.dataset.get("fingerprint") != recorded.get(
-        "fingerprint"
-    ):
+    if ckpt.dataset is not None and ckpt.dataset.get("fingerprint") != recorded.get("fingerprint"):
         raise ConfigError(
             f"{run_dir}: {CONFIG} and {CHECKPOINT} record different datasets.",
             "the run folder was changed by hand; start a new run",

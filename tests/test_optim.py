@@ -153,3 +153,47 @@ def test_schedules():
     assert cos.factor(10, 10) == pytest.approx(0.0, abs=1e-12)
     step = Schedule("step", step_epochs=2, gamma=0.5)
     assert [step.factor(e, 10) for e in (0, 1.9, 2, 4.5)] == [1, 1, 0.5, 0.25]
+
+
+@pytest.mark.parametrize(
+    ("name", "slots"),
+    [("gd", set()), ("momentum", {"v"}), ("nesterov", {"v"}), ("adam", {"m", "v"})],
+)
+def test_the_state_an_optimiser_saves_is_its_slots_not_its_scratch(name, slots):
+    """A checkpoint holds the optimiser's state: velocities and moments, never the arrays an
+    update writes its intermediate values to (Adam's state is two copies of the parameters)."""
+    from digitnet.train.loop import Trainer
+
+    X, y = np.random.default_rng(0).normal(size=(6, 40)), np.arange(40) % 3
+    net = Network.from_spec("6-5-3", seed=0)
+    trainer = Trainer(net, X, y, epochs=1, batch_size=8, optimizer=name, fused=False)
+    trainer.train()
+    saved = trainer.state()["optimizer"]["slots"]
+    assert all(set(by_slot) == slots for by_slot in saved.values())
+    assert set(saved) == ({"W1", "b1", "W2", "b2"} if slots else set())
+
+    # a state written before this rule, with the scratch arrays, resumes as one without them
+    old = trainer.state()
+    for pname, theta, _ in net.parameters():
+        old["optimizer"]["slots"].setdefault(pname, {})["scratch"] = np.ones_like(theta)
+    for state in (trainer.state(), old):
+        again = Trainer(Network.from_spec("6-5-3", seed=1), X, y, epochs=2, batch_size=8,
+                        optimizer=name, fused=False)  # fmt: skip
+        again.restore(state)
+        assert all(set(s) == slots for s in again.opt.state.values())
+        again.train()
+        assert np.isfinite(again.history[-1]["loss"])
+
+
+def test_an_optimiser_must_declare_the_state_it_keeps():
+    from digitnet.optim import Optimizer
+
+    class Forgetful(Optimizer):  # keeps a velocity without declaring it: a restore would drop it
+        def update(self, name, theta, dtheta, lam):
+            v = self._slot(name, "v", theta)
+            v += dtheta
+            theta -= self.alpha * v
+
+    net = Network.from_spec("6-5-3", seed=0)
+    with pytest.raises(TypeError, match="'v' not in its slots"):
+        Forgetful(0.1).step(net.parameters())

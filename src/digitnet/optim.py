@@ -4,7 +4,9 @@ Every optimiser is a rule ``θ := θ - α · (something made of dθ)``; the plai
 gradient descent ``θ := θ - α dθ``. This module is the one home of that update: no layer and no
 backward pass moves a parameter. Optimisers keep their state (velocities, moments) by parameter
 name (``W1``, ``b1``, ...) so that it can be saved and resumed, and they work on any layer's
-parameters alike. Updates are in place with reused scratch arrays: no temporaries per step.
+parameters alike. Updates are in place with reused scratch arrays: no temporaries per step. The
+scratch is not state: only the :attr:`Optimizer.slots` are saved (none for gradient descent, the
+velocity for momentum, the two moments for Adam).
 
 Weight decay λ applies to weights ``W`` only, never biases: as an L2 penalty ``λ/2 ‖W‖²`` added to
 the cost (so ``dW + λW``) for gradient descent and momentum, and decoupled for Adam (AdamW,
@@ -31,10 +33,14 @@ class Optimizer:
     """Base: holds ``alpha`` (the learning rate α), weight decay λ and per-parameter state.
 
     The contract a new optimiser implements is :meth:`update`; :meth:`step` calls it once per
-    parameter after each backward pass, and :attr:`t` counts the steps.
+    parameter after each backward pass, and :attr:`t` counts the steps. What it keeps from step
+    to step (a velocity, moments) it declares in :attr:`slots` and gets from :meth:`_slot`: that
+    is what a checkpoint saves and restores. Scratch arrays come from :meth:`_work`.
     """
 
     kind: ClassVar[str] = "optimizer"
+    #: the state kept per parameter between steps (saved in checkpoints), e.g. Adam's m and v
+    slots: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, alpha: float, weight_decay: float = 0.0) -> None:
         if not (alpha > 0 and math.isfinite(alpha)):
@@ -45,12 +51,24 @@ class Optimizer:
         self.weight_decay = float(weight_decay)
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self.t = 0  # steps taken
+        self._scratch: dict[str, np.ndarray] = {}
 
     def _slot(self, name: str, slot: str, like: np.ndarray) -> np.ndarray:
+        """Parameter ``name``'s state ``slot`` (one of :attr:`slots`), zeros at first."""
+        if slot not in self.slots:  # undeclared, it would not survive a checkpoint's restore
+            raise TypeError(f"{type(self).__name__} keeps a slot {slot!r} not in its slots")
         s = self.state.setdefault(name, {})
         arr = s.get(slot)
         if arr is None or arr.shape != like.shape or arr.dtype != like.dtype:
             arr = s[slot] = np.zeros_like(like)
+        return arr
+
+    def _work(self, name: str, like: np.ndarray) -> np.ndarray:
+        """A scratch array for parameter ``name``'s update, reused from step to step; not state
+        (its values mean nothing between steps, so it is never saved)."""
+        arr = self._scratch.get(name)
+        if arr is None or arr.shape != like.shape or arr.dtype != like.dtype:
+            arr = self._scratch[name] = np.empty_like(like)
         return arr
 
     def step(self, parameters: Iterable[Parameter]) -> None:
@@ -85,7 +103,7 @@ class GradientDescent(Optimizer):
     kind = "gd"
 
     def update(self, name: str, theta: np.ndarray, dtheta: np.ndarray, lam: float) -> None:
-        step = self._slot(name, "step", theta)
+        step = self._work(name, theta)
         if lam:
             theta *= 1.0 - self.alpha * lam  # θ - α(dθ + λθ) = θ(1 - αλ) - α dθ
         np.multiply(dtheta, self.alpha, out=step)
@@ -99,6 +117,7 @@ class Momentum(GradientDescent):
     """
 
     kind = "momentum"
+    slots = ("v",)
 
     def __init__(
         self, alpha: float, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0
@@ -111,7 +130,7 @@ class Momentum(GradientDescent):
 
     def update(self, name: str, theta: np.ndarray, dtheta: np.ndarray, lam: float) -> None:
         v = self._slot(name, "v", theta)
-        g = self._slot(name, "g", theta)  # scratch
+        g = self._work(name, theta)
         mu, alpha = self.momentum, self.alpha
         v *= mu
         v += dtheta  # v := μv + dθ
@@ -142,6 +161,7 @@ class Adam(Optimizer):
     """
 
     kind = "adam"
+    slots = ("m", "v")
 
     def __init__(
         self,
@@ -158,7 +178,7 @@ class Adam(Optimizer):
         b1, b2, t = self.beta1, self.beta2, self.t
         m = self._slot(name, "m", theta)
         v = self._slot(name, "v", theta)
-        s = self._slot(name, "s", theta)  # scratch
+        s = self._work(name, theta)
         if lam:
             theta *= 1.0 - self.alpha * lam  # AdamW: θ := θ - αλθ
         m *= b1

@@ -17,7 +17,7 @@ The header's metadata holds one key, ``"digitnet-checkpoint"``, a JSON document:
      "loss_sum": ..., "correct": ..., "elapsed": ..., "history": [...],
      "rng": {"order": {...}, "augment": {...} or null, "dropout": [{...}]},
      "optimizer": {"kind": "adam", "config": {...}, "base_alpha": 0.001, "t": 1305,
-                   "slots": {"W1": ["m", "v", "s"], ...}},
+                   "slots": {"W1": ["m", "v"], ...}},
      "early_stopping": {"patience", "best_val_loss", "best_epoch", "bad_epochs",
                         "stopped_early", "has_best"}}
 

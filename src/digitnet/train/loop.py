@@ -683,8 +683,14 @@ class Trainer:
         for name, p, _ in self.parameters:
             np.copyto(p, state["parameters"][name])
         ostate = state["optimizer"]
+        # the optimiser's own slots only: checkpoints written before this rule also saved the
+        # updates' scratch arrays ("step", "g", "s"), whose values mean nothing between steps
         self.opt.state = {
-            name: {slot: np.array(arr, copy=True) for slot, arr in by_slot.items()}
+            name: {
+                slot: np.array(arr, copy=True)
+                for slot, arr in by_slot.items()
+                if slot in self.opt.slots
+            }
             for name, by_slot in (ostate.get("slots") or {}).items()
         }
         self.opt.t = ostate["t"]

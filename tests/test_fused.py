@@ -97,13 +97,25 @@ CASES = {
     ),
     "dropout, label smoothing": dict(spec="9-8-4", kw=dict(dropout=0.3, label_smoothing=0.1)),
     "one layer": dict(spec="9-4", kw={}),
+    "a large layer fused, a small one plain": dict(spec="90-50-6", kw={}),
 }
+
+
+@pytest.fixture(params=["every layer fused", "small layers plain"])
+def fuse_from(request, monkeypatch):
+    """Every dense layer through the fused GEMM, or only those of FUSE_FROM weights or more (the
+    small networks here have none: all take the plain update inside the fused step)."""
+    if request.param == "every layer fused":
+        monkeypatch.setattr(fused, "FUSE_FROM", 0)
+    return fused.FUSE_FROM
 
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05])
-def test_one_fused_step_moves_the_parameters_as_the_plain_path(case, dtype, weight_decay):
+def test_one_fused_step_moves_the_parameters_as_the_plain_path(
+    case, dtype, weight_decay, fuse_from
+):
     _gemm(dtype)
     plain_net, fused_net = _pair(CASES[case]["spec"], dtype, **CASES[case]["kw"])
     X, y = make_data(RNG, plain_net.n_inputs, plain_net.n_outputs, 11)
@@ -131,7 +143,7 @@ def test_one_fused_step_moves_the_parameters_as_the_plain_path(case, dtype, weig
         np.testing.assert_allclose(moved[True][name], theta, rtol=tol, atol=tol, err_msg=name)
 
 
-def test_a_fused_training_ends_where_the_plain_one_does():
+def test_a_fused_training_ends_where_the_plain_one_does(fuse_from):
     """Whole runs, float64: 3 epochs of 20 mini-batches, a schedule, weight decay, dropout."""
     from digitnet.optim import Schedule
 

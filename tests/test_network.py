@@ -171,3 +171,17 @@ def test_initialisers_shapes_and_spread(name, W_std, b_zero):
     assert W.shape == (100, 400) and b.shape == (100, 1)
     assert W.std() == pytest.approx(W_std, rel=0.03)
     assert (not b.any()) == b_zero
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_targets_and_gradients_stay_in_the_networks_dtype(dtype):
+    """``net.backward(A, net.targets(y))`` on a float32 network stays float32 throughout: a
+    float64 Y would turn dZ = A - Y into float64, and every product then leaves BLAS's float32
+    kernels for NumPy's slow mixed-type loops."""
+    net = Network.from_spec("6-5-3", dtype=dtype, seed=0, label_smoothing=0.1)
+    Y = net.targets(np.array([0, 2, 1, 2]))
+    assert Y.dtype == dtype and Y.shape == (3, 4)
+    np.testing.assert_allclose(Y.sum(axis=0), 1.0, rtol=1e-6)
+    A = net.forward(np.ones((6, 4), dtype=dtype), training=True)
+    grad = net.output_gradient(A, Y)
+    assert grad.dtype == dtype

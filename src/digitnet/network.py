@@ -293,8 +293,12 @@ class Network:
         return self.cost.value(A, Y, log_A)
 
     def targets(self, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """The target matrix ``Y`` (one-hot columns, label-smoothed where the cost says)."""
-        return self.cost.targets(np.asarray(y), self.n_outputs, out)
+        """The target matrix ``Y`` (one-hot columns, label-smoothed where the cost says), in the
+        network's dtype (a float64 ``Y`` would make ``A - Y`` and every gradient float64)."""
+        y = np.asarray(y)
+        if out is None:
+            out = np.empty((self.n_outputs, y.shape[0]), dtype=self.dtype)
+        return self.cost.targets(y, self.n_outputs, out)
 
     # -- inference ---------------------------------------------------------------------------
     def _chunks(self, X: np.ndarray, batch_size: int):

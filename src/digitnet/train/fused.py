@@ -30,7 +30,9 @@ they are gone (figures in docs/architecture.md and the benchmark's output).
 :class:`~digitnet.layers.Dense`, the network's dtype is float32 or float64, and NumPy's BLAS
 exposes a Fortran GEMM that passed a small self-test against ``np.matmul``
 (:func:`blas_gemm`). Otherwise training runs the plain path; ``fit(..., fused=False)`` asks for
-the plain path always. The two are tested against each other (``tests/test_fused.py``): the
+the plain path always. A layer of fewer than :data:`FUSE_FROM` weights (784-10-10's second
+layer, say) takes the plain step inside the fused one: its ``backward``, then the optimiser's
+update, since there the call into BLAS costs more than it saves. The two are tested against each other (``tests/test_fused.py``): the
 same weights after training, to float rounding (they add the same products in another order).
 
 After a fused step ``dW`` and ``db`` are not filled: nothing in training reads them (the
@@ -50,6 +52,10 @@ import numpy as np
 
 from digitnet.layers import Dense
 from digitnet.optim import GradientDescent, Optimizer
+
+#: weights in a layer from which the fused step pays: below, the call into BLAS through ctypes
+#: (about 6 µs more than NumPy's own) costs more than the passes over ``W`` it saves
+FUSE_FROM = 4096
 
 #: gemm(W, dZ, A_prev, a, beta): W := beta·W + a·dZ·A_prevᵀ, in place (see :func:`blas_gemm`)
 Gemm = Callable[[np.ndarray, np.ndarray, np.ndarray, float, float], None]
@@ -75,10 +81,21 @@ def _fortran_gemm(dll: ctypes.CDLL, name: str, dtype: np.dtype) -> Gemm:
     low 4 of them, which on a little-endian machine are the same number (so the one call is
     right for both; :func:`blas_gemm` refuses big-endian machines).
     """
+    real = _CTYPE[dtype]
+    p_int, p_real = ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(real)
     fn = getattr(dll, name)
     fn.restype = None
-    real = _CTYPE[dtype]
-    byref, i64 = ctypes.byref, ctypes.c_int64
+    fn.argtypes = [
+        ctypes.c_char_p, ctypes.c_char_p, p_int, p_int, p_int,  # transa, transb, M, N, K
+        p_real, ctypes.c_void_p, p_int, ctypes.c_void_p, p_int,  # alpha, A, lda, B, ldb
+        p_real, ctypes.c_void_p, p_int,  # beta, C, ldc
+        ctypes.c_size_t, ctypes.c_size_t,  # gfortran's hidden lengths of the two characters
+    ]  # fmt: skip
+    byref = ctypes.byref
+
+    @functools.lru_cache(maxsize=64)
+    def ref(n: int) -> Any:  # the same few sizes every step: one c_int64 each, made once
+        return byref(ctypes.c_int64(n))
 
     def fortran(X: np.ndarray) -> tuple[np.ndarray, bool, int]:
         """``X`` (p, q) in memory Fortran can read: (the array, whether Fortran sees ``Xᵀ``,
@@ -94,19 +111,18 @@ def _fortran_gemm(dll: ctypes.CDLL, name: str, dtype: np.dtype) -> Gemm:
         m = dZ.shape[1]
         if not (W.flags.c_contiguous and W.flags.writeable and W.dtype == dtype):
             raise ValueError("W must be a writeable C-ordered array of the gemm's dtype")
+        if dZ.shape != (n_out, m) or A_prev.shape != (n_in, m):  # BLAS would read past them
+            raise ValueError(f"W {W.shape}, dZ {dZ.shape} and A_prev {A_prev.shape} do not fit")
         # Wᵀ (n_in x n_out) := beta·Wᵀ + a·op(A)·op(B), with op(A) = A_prev (n_in x m) and
         # op(B) = dZᵀ (m x n_out): transpose whichever operand Fortran sees the wrong way round
         A, a_flipped, lda = fortran(A_prev)  # Fortran must read A_prev itself
         B, b_flipped, ldb = fortran(dZ)  # ... and dZᵀ, which a C-ordered dZ already is to it
-        ta = b"T" if a_flipped else b"N"
-        tb = b"N" if b_flipped else b"T"
         fn(
-            ctypes.c_char_p(ta), ctypes.c_char_p(tb),
-            byref(i64(n_in)), byref(i64(n_out)), byref(i64(m)),
-            byref(real(a)), A.ctypes.data_as(ctypes.c_void_p), byref(i64(lda)),
-            B.ctypes.data_as(ctypes.c_void_p), byref(i64(ldb)),
-            byref(real(beta)), W.ctypes.data_as(ctypes.c_void_p), byref(i64(max(n_in, 1))),
-            ctypes.c_size_t(1), ctypes.c_size_t(1),  # gfortran's hidden lengths of the two chars
+            b"T" if a_flipped else b"N", b"N" if b_flipped else b"T",
+            ref(n_in), ref(n_out), ref(m),
+            byref(real(a)), A.ctypes.data, ref(lda), B.ctypes.data, ref(ldb),
+            byref(real(beta)), W.ctypes.data, ref(max(n_in, 1)),
+            1, 1,
         )  # fmt: skip
 
     return gemm
@@ -178,12 +194,27 @@ def sgd_step(net: Any, opt: Optimizer) -> Callable[[np.ndarray], None] | None:
     if gemm is None:
         return None
     layers = net.backward_layers()  # last first
+    # a small layer's plain step: its backward, then the optimiser's update of W and b
+    params = net.parameters()  # W1, b1, W2, b2, ...: two per dense layer, in order
+    plain = {
+        id(layer): params[2 * i : 2 * i + 2]
+        for i, layer in enumerate(net.dense_layers)
+        if layer.W.size < FUSE_FROM
+    }
 
     def step(grad: np.ndarray) -> None:
         alpha, lam = opt.alpha, opt.weight_decay
         for layer in layers:
             if not isinstance(layer, Dense):
                 grad = layer.backward(grad)
+                continue
+            small = plain.get(id(layer))
+            if small is not None:
+                grad = layer.backward(grad)  # dW, db and dA_prev, as the plain path
+                for p in small:
+                    opt.update(p.name, p.theta, p.dtheta, lam if p.is_weight else 0.0)
+                if grad is None:
+                    break
                 continue
             dZ, A_prev = grad, layer.A_prev
             if A_prev is None:

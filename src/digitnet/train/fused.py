@@ -21,9 +21,12 @@ forward pass, the cost, ``dZᴸ = Aᴸ - Y``, every activation's and dropout's `
 of the same ``W`` the forward pass used).
 
 **Why it stays**: ``python bench/bench_train.py`` prints the epoch with and without it (the
-``plain`` rows). On this project's 2-core machine the optimiser's passes over ``W`` were 9-20 %
-of an epoch of 784-512-256-10 and 15-30 % of 784-128-10, more when the machine is busy; fused,
-they are gone (figures in docs/architecture.md and the benchmark's output).
+``plain`` rows). On this project's 2-core machine (4 runs of 5 quiet rounds, paired ratios),
+digitnet's epoch was 0.51-0.66 of PyTorch's on 784-128-10 and 0.68-0.74 on 784-512-256-10 with
+it, and 0.57-1.05 and 0.80-0.93 on the plain path: without it the project's target (at most 0.8)
+is not met. Alternating the two in one process (12 rounds), a fused epoch of 784-512-256-10 takes
+0.84-0.85 of a plain one; a step alone (forward, backward, update on one batch of 128), 0.71-0.84
+on 784-512-256-10 and 0.68-0.90 on 784-128-10.
 
 **When it applies**: the optimiser is exactly :class:`~digitnet.optim.GradientDescent` (``gd``,
 ``sgd``: momentum and Adam need ``dW`` itself), every layer with parameters is a
@@ -32,8 +35,10 @@ exposes a Fortran GEMM that passed a small self-test against ``np.matmul``
 (:func:`blas_gemm`). Otherwise training runs the plain path; ``fit(..., fused=False)`` asks for
 the plain path always. A layer of fewer than :data:`FUSE_FROM` weights (784-10-10's second
 layer, say) takes the plain step inside the fused one: its ``backward``, then the optimiser's
-update, since there the call into BLAS costs more than it saves. The two are tested against each other (``tests/test_fused.py``): the
-same weights after training, to float rounding (they add the same products in another order).
+update, since there the call into BLAS costs more than it saves.
+
+The two paths are tested against each other (``tests/test_fused.py``): the same weights after a
+step and after whole runs, to float rounding (they add the same products in another order).
 
 After a fused step ``dW`` and ``db`` are not filled: nothing in training reads them (the
 gradient checks, the page and ``explain`` run the plain ``backward``).

@@ -358,3 +358,19 @@ def test_the_readme_api_example_makes_a_model_that_the_commands_take(tmp_path, m
     assert capsys.readouterr().out.startswith(f"digit.png: {data.y_test[0]} (")
     assert cli.main(["evaluate", "model.safetensors", "--json"]) == 0
     assert '"accuracy"' in capsys.readouterr().out
+
+
+def test_architecture_md_says_where_every_module_lives():
+    """docs/architecture.md promises a newcomer finds any module's job in a minute: every module
+    of the package is named there (``layers.py``, ``train/fused.py``, ``commands/`` modules by
+    their file names, ``web/`` modules likewise)."""
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    package = ROOT / "src" / "digitnet"
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package).as_posix()
+        if path.name in ("__init__.py", "__main__.py", "_version.py") or "embedded" in rel:
+            continue
+        if f"`{rel}`" not in doc and f"`{path.name}`" not in doc:
+            missing.append(rel)
+    assert not missing, f"docs/architecture.md does not name {missing}"

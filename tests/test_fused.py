@@ -181,3 +181,26 @@ def test_other_optimisers_take_the_plain_path(optimizer):
     X, y = make_data(RNG, 6, 3, 40)
     assert Trainer(net, X, y, epochs=1, optimizer=optimizer)._fused_step is None
     assert Trainer(net, X, y, epochs=1, optimizer="sgd")._fused_step is not None
+
+
+def test_a_weight_matrix_gemm_cannot_write_in_place_takes_the_plain_step(monkeypatch):
+    """A W set by hand as a Fortran-ordered array (a transposed copy): that layer's update is
+    the plain one, and the step still matches the plain path."""
+    monkeypatch.setattr(fused, "FUSE_FROM", 0)
+    X, y = make_data(RNG, 9, 4, 11)
+    nets = _pair("9-7-4", np.float64)
+    for net in nets:
+        net.dense_layers[0].W = np.asfortranarray(net.dense_layers[0].W)
+    moved = []
+    for net, use_fused in zip(nets, (False, True), strict=True):
+        opt = get_optimizer("sgd", 0.3)
+        A = net.forward(X, training=True)
+        grad = net.output_gradient(A, net.targets(y))
+        if use_fused:
+            fused.sgd_step(net, opt)(grad)
+        else:
+            net.backpropagate(grad)
+            opt.step(net.parameters())
+        moved.append([theta.copy() for _, theta, _ in net.parameters()])
+    for plain_theta, fused_theta in zip(*moved, strict=True):
+        np.testing.assert_allclose(fused_theta, plain_theta, rtol=1e-13, atol=1e-14)

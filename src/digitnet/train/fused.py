@@ -178,6 +178,12 @@ def blas_gemm(dtype: Any) -> Gemm | None:
     return None
 
 
+def _in_place(W: np.ndarray, dtype: Any) -> bool:
+    """Whether GEMM can write ``W`` in place: C-ordered, writeable, of the network's dtype (a
+    ``W`` a user set by hand, say a transposed copy, takes the plain step instead)."""
+    return bool(W.flags.c_contiguous and W.flags.writeable and W.dtype == dtype)
+
+
 def sgd_step(net: Any, opt: Optimizer) -> Callable[[np.ndarray], None] | None:
     """The fused backward-and-update step for ``net`` trained by ``opt``, or None.
 
@@ -204,7 +210,7 @@ def sgd_step(net: Any, opt: Optimizer) -> Callable[[np.ndarray], None] | None:
     plain = {
         id(layer): params[2 * i : 2 * i + 2]
         for i, layer in enumerate(net.dense_layers)
-        if layer.W.size < FUSE_FROM
+        if layer.W.size < FUSE_FROM or not _in_place(layer.W, net.dtype)
     }
 
     def step(grad: np.ndarray) -> None:

@@ -114,7 +114,7 @@ def _fortran_gemm(dll: ctypes.CDLL, name: str, dtype: np.dtype) -> Gemm:
     def gemm(W: np.ndarray, dZ: np.ndarray, A_prev: np.ndarray, a: float, beta: float) -> None:
         n_out, n_in = W.shape
         m = dZ.shape[1]
-        if not (W.flags.c_contiguous and W.flags.writeable and W.dtype == dtype):
+        if not _in_place(W, dtype):
             raise ValueError("W must be a writeable C-ordered array of the gemm's dtype")
         if dZ.shape != (n_out, m) or A_prev.shape != (n_in, m):  # BLAS would read past them
             raise ValueError(f"W {W.shape}, dZ {dZ.shape} and A_prev {A_prev.shape} do not fit")
